@@ -1,0 +1,233 @@
+"""Model types, checkpoint resolution (file, cache, download, bundled) and loading.
+
+This layer knows checkpoints and SAM, nothing about videos. Every model, real or
+small, goes through :func:`load_sam`: read a state_dict from a file, check that it
+fits the requested type, build the architecture and load the weights.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Mapping, Optional
+
+import torch
+from tqdm.auto import tqdm
+
+from .errors import PersamError
+from .masks import atomic_write
+
+DEFAULT_MODEL_TYPE = "small"
+CACHE_ENV = "PERSAM_VIDEO_CACHE"
+MIRROR_ENV = "PERSAM_VIDEO_MIRROR"
+BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """Where a model type's official weights come from."""
+
+    filename: str
+    url: Optional[str]
+    sha256: Optional[str]
+
+
+CHECKPOINTS: Dict[str, CheckpointInfo] = {
+    "vit_h": CheckpointInfo("sam_vit_h_4b8939.pth",
+                            "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
+                            "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e"),
+    "vit_l": CheckpointInfo("sam_vit_l_0b3195.pth",
+                            "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
+                            "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622"),
+    "vit_b": CheckpointInfo("sam_vit_b_01ec64.pth",
+                            "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
+                            "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912"),
+    "vit_t": CheckpointInfo("mobile_sam.pt",
+                            "https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt",
+                            "6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f"),
+    # The project's own small model ships inside the package (see small_model.py).
+    "small": CheckpointInfo("small_sam.pth", None, None),
+}
+MODEL_TYPES = tuple(CHECKPOINTS)
+_ENCODER_WIDTHS = {1280: "vit_h", 1024: "vit_l", 768: "vit_b"}
+
+
+def cache_dir() -> Path:
+    """Folder for downloaded checkpoints: ``$PERSAM_VIDEO_CACHE`` or ``~/.cache/persam-video``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "persam-video")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when available; asking for CUDA without it is a clear error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise PersamError(f"device {device!r} asked for, but CUDA is not available here (use --device cpu)")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise PersamError(f"unknown device {device!r}: use auto, cpu or cuda") from None
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(url: str, dest: Path, sha256: Optional[str], progress: bool = True) -> Path:
+    """Download ``url`` to ``dest`` with a progress bar; check its sha256; rename into place.
+
+    Nothing is left at ``dest`` unless the whole file arrived and its digest matched.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+
+    def fetch(tmp: str) -> None:
+        digest = hashlib.sha256()
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                          desc=f"downloading {dest.name}", disable=not progress) as bar:
+                    for block in iter(lambda: response.read(1 << 20), b""):
+                        out.write(block)
+                        digest.update(block)
+                        bar.update(len(block))
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise PersamError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from None
+        if sha256 is not None and digest.hexdigest() != sha256:
+            raise PersamError(
+                f"downloaded {dest.name} has sha256 {digest.hexdigest()}, expected {sha256}; file discarded")
+
+    atomic_write(dest, fetch)
+    return dest
+
+
+def bundled_checkpoint(model_type: str = "small") -> Path:
+    """Path of a checkpoint shipped inside the package, checked against its .sha256 file."""
+    info = CHECKPOINTS[model_type]
+    path = BUNDLED_DIR / info.filename
+    if not path.is_file():
+        raise PersamError(
+            f"the bundled {model_type} weights are missing ({path}); reinstall persam-video "
+            f"or pass --checkpoint")
+    digest_file = path.with_suffix(".sha256")
+    if digest_file.is_file():
+        expected = digest_file.read_text().split()[0]
+        if sha256_of(path) != expected:
+            raise PersamError(f"bundled weights {path} are corrupt: sha256 does not match {digest_file.name}")
+    return path
+
+
+def resolve_checkpoint(model_type: str, checkpoint: Optional[os.PathLike] = None,
+                       allow_download: bool = True, progress: bool = True) -> Path:
+    """Find the checkpoint file: the given path, the bundled file, the cache, or a download."""
+    if model_type not in CHECKPOINTS:
+        raise PersamError(f"unknown model type {model_type!r}; choose one of {', '.join(MODEL_TYPES)}")
+    if checkpoint is not None:
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise PersamError(f"checkpoint not found: {path}")
+        return path
+    info = CHECKPOINTS[model_type]
+    if info.url is None:
+        return bundled_checkpoint(model_type)
+    cached = cache_dir() / info.filename
+    if cached.is_file():
+        return cached
+    if not allow_download:
+        raise PersamError(f"no checkpoint for {model_type} in {cache_dir()}; pass --checkpoint")
+    mirror = os.environ.get(MIRROR_ENV)
+    url = f"{mirror.rstrip('/')}/{info.filename}" if mirror else info.url
+    return download(url, cached, info.sha256, progress=progress)
+
+
+def read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
+    """Load a state_dict from a checkpoint file (plain, or wrapped under 'model'/'state_dict')."""
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PersamError(f"cannot read checkpoint {path}: {first}") from None
+    if isinstance(state, dict):
+        for key in ("model", "state_dict"):
+            if key in state and isinstance(state[key], dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise PersamError(f"{path} is not a SAM checkpoint (expected a state_dict of tensors)")
+    return state
+
+
+def infer_model_type(state: Mapping[str, torch.Tensor]) -> Optional[str]:
+    """Tell the architecture of a SAM state_dict from its keys and shapes; None if unknown."""
+    if "image_encoder.patch_embed.seq.0.c.weight" in state:
+        return "vit_t"
+    proj = state.get("image_encoder.patch_embed.proj.weight")
+    if proj is None or "mask_decoder.iou_token.weight" not in state:
+        return None
+    width = int(proj.shape[0])
+    if width in _ENCODER_WIDTHS:
+        return _ENCODER_WIDTHS[width]
+    from .small_model import SMALL_CONFIG
+    if width == SMALL_CONFIG.encoder_dim:
+        return "small"
+    return None
+
+
+def _builders() -> Dict[str, Callable[[], torch.nn.Module]]:
+    from segment_anything import sam_model_registry
+
+    from .small_model import build_small_sam
+
+    def vit_t():
+        try:
+            from mobile_sam import sam_model_registry as mobile_registry
+        except ImportError:
+            raise PersamError(
+                "model type vit_t needs the optional MobileSAM package: pip install 'persam-video[mobile]'"
+            ) from None
+        return mobile_registry["vit_t"](checkpoint=None)
+
+    return {
+        "vit_h": lambda: sam_model_registry["vit_h"](checkpoint=None),
+        "vit_l": lambda: sam_model_registry["vit_l"](checkpoint=None),
+        "vit_b": lambda: sam_model_registry["vit_b"](checkpoint=None),
+        "vit_t": vit_t,
+        "small": build_small_sam,
+    }
+
+
+def build_model(model_type: str) -> torch.nn.Module:
+    """The architecture of ``model_type`` with freshly initialised weights."""
+    if model_type not in CHECKPOINTS:
+        raise PersamError(f"unknown model type {model_type!r}; choose one of {', '.join(MODEL_TYPES)}")
+    return _builders()[model_type]()
+
+
+def load_sam(model_type: str = DEFAULT_MODEL_TYPE, checkpoint: Optional[os.PathLike] = None,
+             device: str = "auto", allow_download: bool = True, progress: bool = True) -> torch.nn.Module:
+    """Load a SAM model of ``model_type`` from ``checkpoint`` (or the default place), ready for inference."""
+    target = resolve_device(device)
+    path = resolve_checkpoint(model_type, checkpoint, allow_download=allow_download, progress=progress)
+    state = read_state_dict(path)
+    found = infer_model_type(state)
+    if found is None:
+        raise PersamError(f"{path} is not a checkpoint of any known SAM model type ({', '.join(MODEL_TYPES)})")
+    if found != model_type:
+        raise PersamError(f"checkpoint {path} holds a {found} model, but model type {model_type} was asked for "
+                          f"(use --model-type {found})")
+    model = build_model(model_type)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise PersamError(f"checkpoint {path} does not fit model type {model_type}: "
+                          f"{str(exc).splitlines()[0]}") from None
+    return model.eval().to(target)
