@@ -1,0 +1,52 @@
+"""The ``persam-video`` command: subcommands are registered by their own modules."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from .errors import PersamError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="persam-video",
+        description="Segment chosen objects through a video from one annotated frame, "
+                    "with PerSAM / PerSAM-F on Segment Anything.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    from . import cli_segment
+    cli_segment.add_parser(sub)
+    try:
+        from .davis import cli as davis_cli
+    except ImportError:  # pragma: no cover - the DAVIS tools are part of the package
+        davis_cli = None
+    if davis_cli is not None:
+        davis_cli.add_parser(sub)
+    try:
+        from . import cli_demo
+    except ImportError:  # pragma: no cover
+        cli_demo = None
+    if cli_demo is not None:
+        cli_demo.add_parser(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point: run a subcommand; user errors become one line on stderr and exit status 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except PersamError as exc:
+        print(f"persam-video: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("persam-video: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
