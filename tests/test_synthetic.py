@@ -1,0 +1,119 @@
+"""Tests of the synthetic data generator, the DAVIS writer and the small-SAM trainer."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from persam_video.masks import DAVIS_PALETTE, VOID_ID
+from persam_video.synthetic import (SHAPE_KINDS, TEXTURE_KINDS, make_clip, random_shape, random_texture,
+                                    render_scene, shape_mask, write_davis_dataset)
+
+SIZE = (72, 112)
+
+
+def test_same_seed_same_clip_and_different_seed_different_clip():
+    a = make_clip(7, 5, SIZE, n_objects=2, leave_frame=True, void_width=1)
+    b = make_clip(7, 5, SIZE, n_objects=2, leave_frame=True, void_width=1)
+    c = make_clip(8, 5, SIZE, n_objects=2, leave_frame=True, void_width=1)
+    assert a.frames.shape == (5, *SIZE, 3) and a.frames.dtype == np.uint8
+    assert a.labels.shape == (5, *SIZE) and a.labels.dtype == np.uint8
+    np.testing.assert_array_equal(a.frames, b.frames)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert not np.array_equal(a.frames, c.frames)
+    assert not np.array_equal(a.labels, c.labels)
+
+
+def test_render_scene_is_seeded_and_has_every_id():
+    for n in (1, 3, 5):
+        rgb, labels = render_scene(np.random.default_rng(n), (64, 64), n)
+        rgb2, labels2 = render_scene(np.random.default_rng(n), (64, 64), n)
+        np.testing.assert_array_equal(rgb, rgb2)
+        np.testing.assert_array_equal(labels, labels2)
+        assert rgb.shape == (64, 64, 3) and rgb.dtype == np.uint8
+        assert sorted(np.unique(labels).tolist()) in (list(range(n + 1)), list(range(1, n + 1)))
+
+
+def test_labels_match_drawn_objects_and_objects_move():
+    clip = make_clip(3, 12, (96, 128), n_objects=3, speed=0.03)
+    first = clip.labels[0]
+    assert set(np.unique(first).tolist()) - {0} == {1, 2, 3}
+    for k in (1, 2, 3):
+        # the object's pixels differ in colour from the background it covers in some frame
+        inside = clip.frames[0][first == k].astype(float).mean(axis=0)
+        assert inside.shape == (3,)
+        ys0, xs0 = np.nonzero(clip.labels[0] == k)
+        ys1, xs1 = np.nonzero(clip.labels[-1] == k)
+        if len(ys1):
+            moved = np.hypot(ys1.mean() - ys0.mean(), xs1.mean() - xs0.mean())
+            changed = (clip.labels[0] == k) != (clip.labels[-1] == k)
+            assert moved > 1.0 or changed.sum() > 20, f"object {k} does not move"
+    # labels follow the image: object pixels change when the object moves away
+    assert (clip.frames[0] != clip.frames[-1]).any()
+
+
+def test_object_texture_is_where_the_label_is():
+    # a flat background and one object whose colour differs: label 1 must cover the changed pixels
+    rng = np.random.default_rng(0)
+    rgb, labels = render_scene(rng, (80, 80), 1, radius_range=(0.25, 0.3), allow_cut=False)
+    mask = labels == 1
+    assert mask.sum() > 100
+    # object is a compact region: its bounding box is mostly filled
+    ys, xs = np.nonzero(mask)
+    box = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+    assert mask.sum() > 0.2 * box
+
+
+def test_leaving_object_leaves_and_comes_back():
+    clip = make_clip(11, 40, (64, 96), n_objects=1, leave_frame=True)
+    present = [(lab == 1).any() for lab in clip.labels]
+    assert present[0] and present[-1]
+    assert not all(present), "the object never left the frame"
+
+
+def test_void_band_around_boundaries():
+    clip = make_clip(5, 2, (64, 96), n_objects=2, void_width=2)
+    assert (clip.labels == VOID_ID).any()
+    plain = make_clip(5, 2, (64, 96), n_objects=2, void_width=0)
+    assert not (plain.labels == VOID_ID).any()
+    # void only replaces pixels near boundaries; the objects remain
+    assert set(np.unique(clip.labels[0]).tolist()) >= {1, 2}
+
+
+def test_textures_and_shapes_all_kinds():
+    rng = np.random.default_rng(1)
+    for kind in TEXTURE_KINDS:
+        tex = random_texture(rng, 20, 30, kind=kind)
+        assert tex.shape == (20, 30, 3) and tex.min() >= 0 and tex.max() <= 255
+    for kind in SHAPE_KINDS:
+        mask = shape_mask(random_shape(rng, kind), (50, 50), (25, 25), 20, 0.3)
+        assert 50 < mask.sum() < 50 * 50
+    with pytest.raises(ValueError):
+        random_texture(rng, 4, 4, kind="nope")
+
+
+def test_davis_writer_layout(tmp_path):
+    names = write_davis_dataset(tmp_path, seed=2, n_sequences=2, n_frames=3, size=(48, 64), subset="val",
+                                objects=(1, 3), void_width=2, leave_prob=1.0)
+    assert len(names) == 2
+    assert (tmp_path / "ImageSets" / "2017" / "val.txt").read_text().split() == names
+    saw_void = False
+    for name in names:
+        jpgs = sorted((tmp_path / "JPEGImages" / "480p" / name).glob("*.jpg"))
+        pngs = sorted((tmp_path / "Annotations" / "480p" / name).glob("*.png"))
+        assert [p.name for p in jpgs] == ["00000.jpg", "00001.jpg", "00002.jpg"]
+        assert [p.stem for p in pngs] == [p.stem for p in jpgs]
+        with Image.open(jpgs[0]) as im:
+            assert im.size == (64, 48)
+        for png in pngs:
+            with Image.open(png) as im:
+                assert im.mode == "P"
+                pal = np.array(im.getpalette()[:768], dtype=np.uint8).reshape(-1, 3)
+                np.testing.assert_array_equal(pal, DAVIS_PALETTE[:len(pal)])
+                labels = np.array(im)
+            assert labels.shape == (48, 64)
+            saw_void |= bool((labels == VOID_ID).any())
+        with Image.open(pngs[0]) as im:
+            first = np.array(im)
+        assert (first > 0).any() and not (first == VOID_ID).any()
+    assert saw_void
