@@ -1,0 +1,316 @@
+"""The video tracker: per-object state across frames around the per-frame PerSAM method.
+
+    segmenter = VideoSegmenter(load_sam("small"), TrackerOptions(method="persam-f"))
+    segmenter.init(first_frame_rgb, seed_labels)            # seeds (and fits PerSAM-F)
+    for index, labels in segmenter.propagate(more_frames):   # streams label maps
+        ...
+
+The image encoder runs once per frame for all objects; the decoder runs batched across
+objects. State is kept per object id, so an object that vanishes never shifts the others.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from segment_anything import SamPredictor
+
+from . import persam
+from .errors import PersamError
+from .masks import atomic_write, object_ids
+
+METHODS = ("persam", "persam-f")
+STATE_VERSION = 1
+
+
+@dataclass
+class TrackerOptions:
+    """What the tracker computes; the defaults are the video recipe of the design."""
+
+    method: str = "persam-f"
+    topk: Optional[int] = None  # positive points per object: 2 for PerSAM, 1 for PerSAM-F
+    margin: int = 10  # pixels added on every side of the previous mask's box
+    target_mode: str = "mean-max"  # or "mean" (the image recipe)
+    negative_point: bool = False  # add the map's lowest location as a negative point
+    guided_attention: bool = False
+    semantic_prompt: bool = False
+    keep_box_frames: int = 3  # frames an absent object keeps its last box before re-detection
+    redetect_ratio: float = 0.8  # re-detection needs top similarity >= ratio x the seed's
+    fit_iterations: int = 800
+    fit_lr: float = 4e-4
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise PersamError(f"unknown method {self.method!r}; choose persam or persam-f")
+        if self.topk is None:
+            self.topk = 2 if self.method == "persam" else 1
+        if self.topk < 1:
+            raise PersamError("topk must be at least 1")
+        if self.target_mode not in ("mean-max", "mean"):
+            raise PersamError(f"unknown target mode {self.target_mode!r}; choose mean-max or mean")
+
+
+@dataclass
+class ObjectState:
+    """What the tracker remembers about one object between frames."""
+
+    obj_id: int
+    feature: Optional[torch.Tensor]  # L2-normalised target embedding (C,); None: nothing to track
+    mean: Optional[torch.Tensor]  # mean embedding before normalisation (C,)
+    reference_similarity: float = 1.0  # top confidence on the seed frame
+    weights: Optional[torch.Tensor] = None  # PerSAM-F scale weights (2,)
+    box: Optional[np.ndarray] = None  # widened box of the last mask (x0, y0, x1, y1)
+    missing: int = 0  # frames since the object was last seen
+
+
+@dataclass
+class Timings:
+    """Seconds spent per stage, summed over frames."""
+
+    frames: int = 0
+    encoder: float = 0.0
+    decoder: float = 0.0
+    fit: float = 0.0
+    per_frame: List[float] = field(default_factory=list)
+
+
+class VideoSegmenter:
+    """PerSAM / PerSAM-F over a video: seed once with :meth:`init`, then :meth:`step` per frame."""
+
+    def __init__(self, model: torch.nn.Module, options: Optional[TrackerOptions] = None):
+        self.model = model
+        self.options = options or TrackerOptions()
+        self.predictor = SamPredictor(model)
+        self.objects: List[ObjectState] = []
+        self.timings = Timings()
+        self._frame_size: Optional[Tuple[int, int]] = None
+
+    # ------------------------------------------------------------------ seeding
+    def init(self, image: np.ndarray, seed: np.ndarray, ids: Optional[Sequence[int]] = None,
+             state: Optional[dict] = None) -> np.ndarray:
+        """Seed the objects from ``seed`` (an (H, W) label map) on ``image`` (RGB uint8).
+
+        ``ids`` picks objects (default: every id in the seed). ``state`` (from
+        :meth:`state_dict`) supplies fitted targets and weights instead of computing them.
+        Returns the seed label map restricted to the tracked objects (the start frame's output).
+        """
+        if seed.shape != image.shape[:2]:
+            raise PersamError(f"seed mask is {seed.shape[1]}x{seed.shape[0]} but the frame is "
+                              f"{image.shape[1]}x{image.shape[0]}")
+        ids = list(ids) if ids is not None else object_ids(seed)
+        if not ids:
+            raise PersamError("the seed mask has no object")
+        loaded = self._check_state(state, ids) if state is not None else {}
+        self._frame_size = seed.shape
+        self._encode(image)
+        h, w = seed.shape
+        self.objects = []
+        for k in ids:
+            mask = seed == k
+            box = persam.tight_box(mask)
+            if k in loaded:
+                record = loaded[k]
+                obj = ObjectState(k, record["feature"].to(self.device), record["mean"].to(self.device),
+                                  float(record["reference_similarity"]),
+                                  None if record.get("weights") is None else record["weights"].to(self.device))
+            elif box is None:
+                warnings.warn(f"object {k} is empty in the seed mask: it will not be tracked")
+                obj = ObjectState(k, None, None)
+            else:
+                target = persam.target_embedding(self.predictor, mask, self.options.target_mode)
+                obj = ObjectState(k, target.feature, target.mean)
+            obj.box = None if box is None else persam.widen_box(box, self.options.margin, h, w)
+            self.objects.append(obj)
+        live = [o for o in self.objects if o.feature is not None]
+        if live:
+            maps = persam.confidence_maps(self.predictor, torch.stack([o.feature for o in live]))
+            for obj, sim in zip(live, maps):
+                if obj.obj_id not in loaded:
+                    inside = torch.as_tensor(seed == obj.obj_id, device=sim.device)
+                    obj.reference_similarity = float(sim[inside].max()) if bool(inside.any()) else float(sim.max())
+            if self.options.method == "persam-f":
+                self._fit(live, maps, seed)
+        return np.where(np.isin(seed, ids), seed, 0).astype(np.uint8)
+
+    def _fit(self, live: List[ObjectState], maps: torch.Tensor, seed: np.ndarray) -> None:
+        """Fit PerSAM-F weights for objects that have a seed box and no loaded weights."""
+        todo = [(i, o) for i, o in enumerate(live) if o.weights is None and o.box is not None]
+        if not todo:
+            return
+        start = time.perf_counter()
+        rows = [i for i, _ in todo]
+        points = persam.top_points(maps[rows], 1)
+        centres = torch.as_tensor(np.stack([persam.box_centre(o.box) for _, o in todo]), device=self.device)
+        prompts = persam.Prompts(
+            points=torch.cat((points, centres[:, None]), dim=1),
+            labels=torch.ones(len(todo), 2, device=self.device),
+            boxes=torch.as_tensor(np.stack([o.box for _, o in todo]), dtype=torch.float32, device=self.device))
+        with torch.no_grad():
+            logits = persam.predict(self.predictor, prompts).logits
+        target = torch.stack([torch.as_tensor(seed == o.obj_id, device=self.device) for _, o in todo])
+        with torch.enable_grad():
+            weights = persam.fit_scale_weights(logits, target, self.options.fit_iterations, self.options.fit_lr)
+        for (_, obj), w in zip(todo, weights):
+            obj.weights = w
+        self.timings.fit += time.perf_counter() - start
+
+    # --------------------------------------------------------------- per frame
+    @torch.no_grad()
+    def step(self, image: np.ndarray) -> np.ndarray:
+        """Segment every object on the next frame; returns the (H, W) uint8 label map."""
+        if self._frame_size is None:
+            raise RuntimeError("call init() before step()")
+        if image.shape[:2] != tuple(self._frame_size):
+            raise PersamError(f"frame is {image.shape[1]}x{image.shape[0]} but the video started at "
+                              f"{self._frame_size[1]}x{self._frame_size[0]}")
+        start = time.perf_counter()
+        self._encode(image)
+        t_dec = time.perf_counter()
+        logits = torch.full((len(self.objects),) + tuple(self._frame_size), float("-inf"), device=self.device)
+        live = [i for i, o in enumerate(self.objects) if o.feature is not None]
+        if live:
+            maps = persam.confidence_maps(self.predictor, torch.stack([self.objects[i].feature for i in live]))
+            boxed = [j for j, i in enumerate(live) if self._use_box(self.objects[i])]
+            searching = [j for j, i in enumerate(live) if not self._use_box(self.objects[i])]
+            for group, with_box in ((boxed, True), (searching, False)):
+                if group:
+                    rows = [live[j] for j in group]
+                    logits[rows] = self._decode(rows, maps[group], with_box)
+        labels = persam.label_map(logits, [o.obj_id for o in self.objects]) if self.objects else \
+            np.zeros(self._frame_size, np.uint8)
+        self._update_boxes(labels)
+        end = time.perf_counter()
+        self.timings.decoder += end - t_dec
+        self.timings.frames += 1
+        self.timings.per_frame.append(end - start)
+        return labels
+
+    def propagate(self, frames: Iterable) -> Iterator[Tuple[int, np.ndarray]]:
+        """Yield ``(frame_index, label_map)`` for each frame as it arrives.
+
+        ``frames`` yields RGB arrays or objects with ``index`` and ``image`` attributes
+        (such as :class:`persam_video.frames.Frame`).
+        """
+        for position, frame in enumerate(frames):
+            image = getattr(frame, "image", frame)
+            index = getattr(frame, "index", position)
+            yield index, self.step(image)
+
+    # ------------------------------------------------------------- internals
+    @property
+    def device(self) -> torch.device:
+        return self.predictor.device
+
+    def _encode(self, image: np.ndarray) -> None:
+        start = time.perf_counter()
+        self.predictor.set_image(image)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        self.timings.encoder += time.perf_counter() - start
+
+    def _use_box(self, obj: ObjectState) -> bool:
+        return obj.box is not None
+
+    def _decode(self, rows: List[int], maps: torch.Tensor, with_box: bool) -> torch.Tensor:
+        """Decode the objects ``rows`` together; returns their full-resolution logits."""
+        objs = [self.objects[i] for i in rows]
+        opts = self.options
+        points = [persam.top_points(maps, opts.topk)]
+        if with_box:
+            centres = np.stack([persam.box_centre(o.box) for o in objs])
+            points.append(torch.as_tensor(centres, device=self.device)[:, None])
+        n_pos = sum(p.shape[1] for p in points)
+        labels = [torch.ones(len(objs), n_pos, device=self.device)]
+        if opts.negative_point:
+            points.append(persam.lowest_point(maps))
+            labels.append(torch.zeros(len(objs), 1, device=self.device))
+        boxes = None
+        if with_box:
+            boxes = torch.as_tensor(np.stack([o.box for o in objs]), dtype=torch.float32, device=self.device)
+        prompts = persam.Prompts(torch.cat(points, dim=1), torch.cat(labels, dim=1), boxes)
+        switches = persam.Switches(opts.guided_attention, opts.semantic_prompt)
+        means = torch.stack([o.mean for o in objs]) if opts.semantic_prompt else None
+        if opts.method == "persam-f":
+            weights = torch.stack([o.weights if o.weights is not None
+                                   else torch.full((2,), 1 / 3, device=self.device) for o in objs])
+            logits, found = persam.decode_persam_f(self.predictor, prompts, weights, switches, maps, means)
+        else:
+            logits, found = persam.decode_persam(self.predictor, prompts, switches, maps, means)
+        if not with_box:
+            # re-detection: accept only where the target is clearly there
+            top = maps.flatten(1).max(dim=1).values
+            needed = torch.tensor([o.reference_similarity * opts.redetect_ratio for o in objs], device=self.device)
+            logits[top < needed] = float("-inf")
+        return logits
+
+    def _update_boxes(self, labels: np.ndarray) -> None:
+        """Each object's next box prior from this frame's label map (kept a while if it vanished)."""
+        if not self.objects:
+            return
+        h, w = labels.shape
+        label_t = torch.as_tensor(labels, device=self.device)
+        ids = torch.as_tensor([o.obj_id for o in self.objects], device=self.device, dtype=label_t.dtype)
+        boxes = persam.tight_boxes(label_t[None] == ids[:, None, None])
+        for obj, box in zip(self.objects, boxes):
+            if box is not None:
+                obj.box = persam.widen_box(box, self.options.margin, h, w)
+                obj.missing = 0
+            else:
+                obj.missing += 1
+                if obj.missing > self.options.keep_box_frames:
+                    obj.box = None
+
+    # ------------------------------------------------------------- state I/O
+    def state_dict(self) -> dict:
+        """The fitted per-object state (targets, weights), to save and reuse on another run."""
+        return {
+            "version": STATE_VERSION,
+            "method": self.options.method,
+            "options": asdict(self.options),
+            "embedding_dim": int(self.predictor.features.shape[1]) if self.predictor.is_image_set else None,
+            "objects": {
+                o.obj_id: {"feature": o.feature.cpu(), "mean": o.mean.cpu(),
+                           "reference_similarity": o.reference_similarity,
+                           "weights": None if o.weights is None else o.weights.cpu()}
+                for o in self.objects if o.feature is not None},
+        }
+
+    def _check_state(self, state: dict, ids: Sequence[int]) -> Dict[int, dict]:
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION or "objects" not in state:
+            raise PersamError("not a persam-video state file (or from an incompatible version)")
+        objects = {int(k): v for k, v in state["objects"].items()}
+        dim = self.model.mask_decoder.transformer_dim
+        for k, record in objects.items():
+            if record["feature"].shape[0] != dim:
+                raise PersamError(f"state for object {k} has {record['feature'].shape[0]}-d embeddings, "
+                                  f"but this model's are {dim}-d: it was saved with another model type")
+        unknown = sorted(set(ids) - set(objects))
+        if unknown and len(unknown) == len(ids):
+            raise PersamError(f"the state file has no object among {','.join(map(str, ids))} "
+                              f"(it holds {','.join(map(str, sorted(objects)))})")
+        return {k: v for k, v in objects.items() if k in ids}
+
+
+def save_state(segmenter: VideoSegmenter, path: Union[str, Path]) -> None:
+    """Write the segmenter's fitted state to ``path`` atomically."""
+    state = segmenter.state_dict()
+    try:
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
+    except OSError as exc:
+        raise PersamError(f"cannot write state file {path}: {exc.strerror or exc}") from None
+
+
+def load_state(path: Union[str, Path]) -> dict:
+    """Read a state file written by :func:`save_state`."""
+    path = Path(path)
+    if not path.is_file():
+        raise PersamError(f"state file not found: {path}")
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise PersamError(f"cannot read state file {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
