@@ -5,8 +5,7 @@ import argparse
 import sys
 
 from .cli_options import add_method_options, add_model_options, model_from_args, parse_ids, tracker_options
-from .frames import open_frames
-from .pipeline import segment_video
+from .pipeline import prepare_job, run_job
 from .tracker import VideoSegmenter, load_state, save_state
 
 EPILOG = """examples:
@@ -49,11 +48,10 @@ def run(args: argparse.Namespace) -> int:
     objects = parse_ids(args.objects)
     options = tracker_options(args)
     state = load_state(args.load_state) if args.load_state else None
-    source = open_frames(args.video, read_ahead=args.read_ahead)
-    model = model_from_args(args, progress=not args.quiet)
-    segmenter = VideoSegmenter(model, options)
-    summary = segment_video(source, args.mask, args.out, segmenter, objects=objects, start=args.start,
-                            state=state, progress=not args.quiet)
+    job = prepare_job(args.video, args.mask, args.out, objects=objects, start=args.start,
+                      read_ahead=args.read_ahead)
+    segmenter = VideoSegmenter(model_from_args(args, progress=not args.quiet), options)
+    summary = run_job(job, segmenter, state=state, progress=not args.quiet)
     if args.save_state:
         save_state(segmenter, args.save_state)
     if not args.quiet:
