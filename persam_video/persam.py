@@ -220,6 +220,14 @@ def predict(predictor: SamPredictor, prompts: Prompts, mask_input: Optional[torc
     return Decoded(logits=logits, scores=scores, low_res=low_res)
 
 
+def largest_mask(logits: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
+    """Index of the largest of each object's masks (N, 3, H, W) -> (N,).
+
+    Areas are counted as 64-bit integers (the public code counts in uint8 and wraps at 256).
+    """
+    return (logits > threshold).flatten(2).sum(-1, dtype=torch.int64).argmax(dim=1)
+
+
 def _take(decoded: Decoded, choice: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Pick one of the three outputs per object: full-res logits (N, H, W), low-res (N, 1, h, w)."""
     idx = torch.arange(choice.shape[0], device=choice.device)
@@ -261,8 +269,7 @@ def decode_persam(predictor: SamPredictor, prompts: Prompts, switches: Switches 
     first = predict(predictor, prompts,
                     attention_maps=attention_maps if switches.guided_attention else None,
                     target_means=target_means if switches.semantic_prompt else None)
-    areas = (first.logits > predictor.model.mask_threshold).flatten(2).sum(-1, dtype=torch.int64)
-    logits, low = _take(first, areas.argmax(dim=1))
+    logits, low = _take(first, largest_mask(first.logits, predictor.model.mask_threshold))
     cascade = Cascade(logits.shape[0], logits)
     cascade.update(logits)
 

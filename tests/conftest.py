@@ -1,0 +1,71 @@
+"""Shared fixtures: seeded random-weight checkpoints saved to disk, synthetic clips and videos."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from persam_video.masks import write_label_png
+from persam_video.models import load_sam
+from persam_video.small_model import build_small_sam
+from persam_video.synthetic import make_clip
+
+CLIP_SIZE = (96, 128)
+
+
+def save_random_checkpoint(build: Callable[[], torch.nn.Module], path: Path, seed: int = 0) -> Path:
+    """Build a model with seeded random (default-initialised) weights; save its state_dict like a real file."""
+    torch.manual_seed(seed)
+    torch.save(build().state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint(tmp_path_factory) -> Path:
+    """A 'small' SAM checkpoint with seeded random weights."""
+    return save_random_checkpoint(build_small_sam, tmp_path_factory.mktemp("ckpt") / "small_random.pth")
+
+
+@pytest.fixture(scope="session")
+def small_model(small_checkpoint):
+    """The random-weight small SAM, loaded through the user's path."""
+    torch.manual_seed(0)
+    return load_sam("small", small_checkpoint, device="cpu")
+
+
+def relabel(labels: np.ndarray, mapping: dict) -> np.ndarray:
+    """Map object ids (e.g. {1: 3, 2: 7}); void and background stay."""
+    out = labels.copy()
+    for old, new in mapping.items():
+        out[labels == old] = new
+    return out
+
+
+@pytest.fixture(scope="session")
+def clip():
+    """A 12-frame synthetic clip with two moving textured objects (ids 1, 2)."""
+    return make_clip(seed=3, n_frames=12, size=CLIP_SIZE, n_objects=2, camera_motion=False)
+
+
+def write_mp4(path: Path, frames: np.ndarray, fps: int = 10) -> Path:
+    """Write frames as an H.264 mp4 (lossy; for pipeline tests)."""
+    iio.imwrite(path, frames, extension=".mp4", fps=fps, macro_block_size=1)
+    return path
+
+
+def write_frame_folder(folder: Path, frames: np.ndarray) -> Path:
+    """Write frames as 00000.png, 00001.png, ... in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(frames):
+        iio.imwrite(folder / f"{i:05d}.png", frame)
+    return folder
+
+
+def write_seed(path: Path, labels: np.ndarray) -> Path:
+    """Write a seed label map as an indexed DAVIS PNG."""
+    write_label_png(path, labels)
+    return path
