@@ -117,3 +117,61 @@ def test_davis_writer_layout(tmp_path):
             first = np.array(im)
         assert (first > 0).any() and not (first == VOID_ID).any()
     assert saw_void
+
+
+# ------------------------------------------------------------------ the small-SAM trainer
+
+def _trainer(monkeypatch, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "tools" / "train_small_sam.py"
+    spec = importlib.util.spec_from_file_location("train_small_sam", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "RUNS_DIR", tmp_path / "runs")
+    return module
+
+
+def test_trainer_steps_resume_and_export(monkeypatch, tmp_path):
+    import csv
+
+    import torch
+
+    from persam_video.models import load_sam, sha256_of
+    from persam_video.small_model import SMALL_CONFIG
+
+    trainer = _trainer(monkeypatch, tmp_path)
+    tiny = ["--steps", "2", "--img-size", "64", "--images", "1", "--prompts", "2", "--max-objects", "2",
+            "--threads", "1", "--warmup", "1", "--bar-interval", "60"]
+    assert trainer.main(["--run", "a"] + tiny) == 0
+    rows = list(csv.DictReader(open(tmp_path / "runs" / "a" / "loss.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2]
+    assert all(np.isfinite(float(r["loss"])) and float(r["loss"]) > 0 for r in rows)
+    # the same schedule stopped after one step and resumed gives the same weights
+    assert trainer.main(["--run", "b", "--stop-after", "1"] + tiny) == 0
+    assert torch.load(tmp_path / "runs" / "b" / "last.pt", weights_only=False)["step"] == 1
+    assert trainer.main(["--run", "b", "--resume", "--threads", "1"]) == 0
+    a = torch.load(tmp_path / "runs" / "a" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "runs" / "b" / "last.pt", weights_only=False)
+    assert b["step"] == 2
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    # export: a plain state_dict at the shipped size, with its digest, that load_sam accepts
+    dest = tmp_path / "weights" / "small_sam.pth"
+    assert trainer.main(["--run", "a", "--export", "--export-to", str(dest), "--threads", "1"]) == 0
+    assert dest.with_suffix(".sha256").read_text().split()[0] == sha256_of(dest)
+    assert dest.stat().st_size < 25e6
+    model = load_sam("small", dest, device="cpu", progress=False)
+    assert model.image_encoder.img_size == SMALL_CONFIG.img_size
+    state = torch.load(dest, weights_only=True)
+    assert state["image_encoder.pos_embed"].shape[1] == SMALL_CONFIG.img_size // 16
+
+
+def test_resize_state_dict_interpolates_positions(monkeypatch, tmp_path):
+    trainer = _trainer(monkeypatch, tmp_path)
+    small = trainer.build_at(64).state_dict()
+    big = trainer.build_at(128)
+    resized = trainer.resize_state_dict(small, big.state_dict())
+    big.load_state_dict(resized, strict=True)
+    assert resized["image_encoder.pos_embed"].shape == (1, 8, 8, 192)
