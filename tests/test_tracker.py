@@ -1,0 +1,107 @@
+"""The tracker's per-object state: ids, vanishing objects, empty seeds, state files."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from persam_video import persam
+from persam_video.errors import PersamError
+from persam_video.tracker import TrackerOptions, VideoSegmenter, load_state, save_state
+
+from conftest import relabel
+
+
+def test_ids_3_and_7_come_out_as_3_and_7(small_model, clip):
+    seed = relabel(clip.labels[0], {1: 3, 2: 7})
+    seg = VideoSegmenter(small_model, TrackerOptions(method="persam"))
+    first = seg.init(clip.frames[0], seed)
+    assert set(np.unique(first)) == {0, 3, 7}
+    outputs = [labels for _, labels in seg.propagate(clip.frames[1:4])]
+    assert all(set(np.unique(o)) <= {0, 3, 7} for o in outputs)
+    assert any(3 in o for o in outputs) and any(7 in o for o in outputs)
+
+
+def test_empty_seed_for_one_of_two_objects(small_model, clip):
+    seed = relabel(clip.labels[0], {1: 3, 2: 0})
+    seg = VideoSegmenter(small_model, TrackerOptions(method="persam-f", fit_iterations=10))
+    with pytest.warns(UserWarning, match="object 7 is empty"):
+        seg.init(clip.frames[0], seed, ids=[3, 7])
+    labels = seg.step(clip.frames[1])
+    assert 7 not in labels and 3 in labels
+    assert seg.objects[1].feature is None and seg.objects[0].weights is not None
+
+
+def _boxes(seg):
+    return {o.obj_id: (None if o.box is None else o.box.tolist(), o.missing) for o in seg.objects}
+
+
+def test_vanishing_object_keeps_its_own_state_and_is_searched_for(small_model, clip):
+    """Object 3 vanishes for 5 frames and comes back; object 7 is never paired with 3's box."""
+    seed = relabel(clip.labels[0], {1: 3, 2: 7})
+    seg = VideoSegmenter(small_model, TrackerOptions(method="persam", keep_box_frames=3))
+    seg.init(clip.frames[0], seed)
+    h, w = seed.shape
+    only7 = np.where(seed == 7, 7, 0).astype(np.uint8)
+    box7 = persam.widen_box(persam.tight_box(seed == 7), 10, h, w).tolist()
+    box3 = _boxes(seg)[3][0]
+    for gone in range(1, 6):
+        seg._update_boxes(only7)
+        state = _boxes(seg)
+        assert state[7] == (box7, 0)  # never shifted onto object 3's box
+        assert state[3] == ((box3 if gone <= 3 else None), gone)
+    seg._update_boxes(seed)
+    assert _boxes(seg)[3] == (box3, 0)
+
+
+def test_absent_object_is_decoded_without_a_box_and_gated(small_model, clip, monkeypatch):
+    seed = relabel(clip.labels[0], {1: 3, 2: 7})
+    seg = VideoSegmenter(small_model, TrackerOptions(method="persam", keep_box_frames=0))
+    seg.init(clip.frames[0], seed)
+    seg.objects[0].box = None  # object 3 is being searched for
+    calls = []
+    real = persam.decode_persam
+
+    def spy(predictor, prompts, *args, **kwargs):
+        calls.append((prompts.points.shape, prompts.boxes is None))
+        return real(predictor, prompts, *args, **kwargs)
+
+    monkeypatch.setattr(persam, "decode_persam", spy)
+    seg.objects[0].reference_similarity = 10.0  # cannot be reached: the search must find nothing
+    labels = seg.step(clip.frames[1])
+    assert sorted(calls) == sorted([((1, 3, 2), False), ((1, 2, 2), True)])
+    assert 3 not in labels
+    seg.objects[0].box = None
+    seg.objects[0].reference_similarity = -10.0  # always reached: the search result is kept
+    labels = seg.step(clip.frames[2])
+    assert 3 in labels
+
+
+def test_state_round_trip_skips_fitting(small_model, clip, tmp_path):
+    seg = VideoSegmenter(small_model, TrackerOptions(method="persam-f", fit_iterations=30))
+    seg.init(clip.frames[0], clip.labels[0])
+    first = [seg.step(f) for f in clip.frames[1:3]]
+    save_state(seg, tmp_path / "state.pt")
+    again = VideoSegmenter(small_model, TrackerOptions(method="persam-f", fit_iterations=30))
+    again.init(clip.frames[0], clip.labels[0], state=load_state(tmp_path / "state.pt"))
+    assert again.timings.fit == 0.0 and seg.timings.fit > 0
+    for a, b in zip(seg.objects, again.objects):
+        assert torch.equal(a.weights, b.weights) and torch.equal(a.feature, b.feature)
+    second = [again.step(f) for f in clip.frames[1:3]]
+    assert all(np.array_equal(x, y) for x, y in zip(first, second))
+
+
+def test_state_from_another_model_is_refused(small_model, clip, tmp_path):
+    seg = VideoSegmenter(small_model, TrackerOptions(method="persam"))
+    seg.init(clip.frames[0], clip.labels[0])
+    state = seg.state_dict()
+    state["objects"][1]["feature"] = torch.zeros(256)
+    with pytest.raises(PersamError, match="another model type"):
+        VideoSegmenter(small_model).init(clip.frames[0], clip.labels[0], state=state)
+
+
+def test_frame_size_change_is_an_error(small_model, clip):
+    seg = VideoSegmenter(small_model, TrackerOptions(method="persam"))
+    seg.init(clip.frames[0], clip.labels[0])
+    with pytest.raises(PersamError, match="started at"):
+        seg.step(clip.frames[1][:50])
