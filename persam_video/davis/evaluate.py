@@ -129,10 +129,13 @@ def _evaluate_sequence(job: Tuple[str, str, str]) -> List[ObjectScores]:
                           "semi-supervised evaluation leaves out the first and last and needs 3")
     first = read_label_png(annotations[0])
     n_objects = int(np.where(first == VOID_ID, 0, first).max())
-    gts = np.stack([_read_gt(p, first.shape) for p in annotations[1:-1]])
-    results = np.stack([_read_result(Path(results_dir) / sequence / p.name, p, gt.shape,
-                                     sequence, n_objects)
-                        for p, gt in zip(annotations[1:-1], gts)])
+    evaluated = annotations[1:-1]
+    gts = np.empty((len(evaluated), *first.shape), np.uint8)
+    results = np.empty_like(gts)
+    for t, path in enumerate(evaluated):
+        gts[t] = _read_gt(path, first.shape)
+        results[t] = _read_result(Path(results_dir) / sequence / path.name, path, first.shape,
+                                  sequence, n_objects)
     radius = disk_radius(*first.shape)
     scores = []
     for k in range(1, n_objects + 1):

@@ -13,6 +13,7 @@ from typing import Optional, Tuple
 
 import cv2
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 BOUND_TH = 0.008
 
@@ -110,10 +111,9 @@ def frame_windows(a: np.ndarray, b: np.ndarray) -> Tuple[np.ndarray, np.ndarray]
     both = a | b
     top, height = _spans(both.any(axis=2))
     left, width = _spans(both.any(axis=1))
-    t = np.arange(len(a))[:, None, None]
-    y = (top[:, None] + np.arange(height))[:, :, None]
-    x = (left[:, None] + np.arange(width))[:, None, :]
-    return a[t, y, x], b[t, y, x]
+    frames = np.arange(len(a))
+    return tuple(sliding_window_view(m, (height, width), axis=(1, 2))[frames, top, left]
+                 for m in (a, b))
 
 
 def f_measure(results: np.ndarray, gts: np.ndarray, bound_th: float = BOUND_TH,
