@@ -202,3 +202,19 @@ def test_semantic_prompt_adds_to_queries_not_to_positional_encoding(small_model)
             hook.remove()
     assert torch.allclose(seen["q"], points + extra[:, None])
     assert torch.allclose(seen["pe"], points)
+
+
+def test_upscaling_the_fused_low_res_equals_fusing_full_res(predictor, clip):
+    mask = clip.labels[0] == 2
+    box = persam.widen_box(persam.tight_box(mask), 10, *mask.shape)
+    prompts = persam.Prompts(torch.as_tensor(persam.box_centre(box))[None, None], torch.ones(1, 1),
+                             torch.as_tensor(box, dtype=torch.float32)[None])
+    weights = torch.tensor([[0.1, 0.6]])
+    with torch.no_grad():
+        decoded = persam.predict(predictor, prompts)
+        direct = persam.fuse(decoded.logits, weights)
+        cheap = decoded.upscale(persam.fuse(decoded.low_res, weights)[:, None])[:, 0]
+        assert torch.allclose(direct, cheap, atol=1e-4, rtol=1e-5)
+        one, low = decoded.take(torch.tensor([2]))
+        assert torch.equal(low[:, 0], decoded.low_res[:, 2])
+        assert torch.allclose(one, decoded.logits[:, 2], atol=1e-5)
