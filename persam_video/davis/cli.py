@@ -2,16 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 from typing import List, Optional
 
 from ..errors import PersamError
-
-#: Modules of this package that add their own ``davis <action>`` through
-#: ``add_parser(davis_sub)``. ``runner`` (``davis run``, the dataset runner) is written
-#: separately and is registered here, next to ``eval``, as soon as the module exists.
-ACTION_MODULES = ("runner",)
+from . import runner
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -22,9 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     davis_sub = davis.add_subparsers(dest="davis_command", metavar="ACTION")
     davis_sub.required = True
     add_eval_parser(davis_sub)
-    for name in ACTION_MODULES:
-        if importlib.util.find_spec(f"{__package__}.{name}") is not None:
-            importlib.import_module(f"{__package__}.{name}").add_parser(davis_sub)
+    runner.add_parser(davis_sub)
 
 
 def add_eval_parser(davis_sub: argparse._SubParsersAction) -> None:
