@@ -17,20 +17,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    from . import cli_segment
+    from . import cli_demo, cli_export, cli_segment
+    from .davis import cli as davis_cli
     cli_segment.add_parser(sub)
-    try:
-        from .davis import cli as davis_cli
-    except ImportError:  # pragma: no cover - the DAVIS tools are part of the package
-        davis_cli = None
-    if davis_cli is not None:
-        davis_cli.add_parser(sub)
-    try:
-        from . import cli_demo
-    except ImportError:  # pragma: no cover
-        cli_demo = None
-    if cli_demo is not None:
-        cli_demo.add_parser(sub)
+    davis_cli.add_parser(sub)
+    cli_demo.add_parser(sub)
+    cli_export.add_parser(sub)
     return parser
 
 
