@@ -170,3 +170,22 @@ def test_help_explains_every_option(capsys):
     for option in ("--mask", "--out", "--method", "--model-type", "--checkpoint", "--device", "--objects",
                    "--start", "--save-state", "--load-state", "--guided-attention", "--semantic-prompt"):
         assert option in text
+
+
+def test_broken_pipe_exits_quietly(tmp_path):
+    """`persam-video ... | head -1`: the reader goes away; no traceback."""
+    import subprocess
+    import sys
+    script = tmp_path / "spam.py"
+    script.write_text(
+        "import sys\n"
+        "from persam_video import cli, cli_segment\n"
+        "def spam(args):\n"
+        "    for _ in range(200000):\n"
+        "        print('x' * 80)\n"
+        "cli_segment.run = spam\n"
+        "sys.exit(cli.main(['segment', 'v.mp4', '--mask', 'm.png', '--out', 'o']))\n")
+    proc = subprocess.run(f"{sys.executable} {script} | head -1", shell=True, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stdout == "x" * 80 + "\n"
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
