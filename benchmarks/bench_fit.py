@@ -1,0 +1,94 @@
+"""PerSAM-F fitting time: cached decoder logits vs re-running the decoder every iteration.
+
+With SAM frozen and the prompts fixed, the decoder's three full-resolution logits are the
+same every iteration, so the tracker computes them once and fits the two scale weights on
+the cache (``fit_scale_weights(tensor, ...)``). The public recipe re-runs the decoder in
+every one of its 800 iterations (``fit_scale_weights(callable, ...)``). Both are timed here
+on a synthetic 480x854 frame for 1 and 3 objects, with the prompts the tracker uses (top
+point, box centre, box). The re-run variant is timed over ``--rerun-iterations`` (default
+50) and extrapolated linearly to the full count (marked in the table); its decoder runs
+under ``no_grad`` (the weights get their gradient through the fusion only, as in the
+cached variant), so the extrapolation is a lower bound for a recipe that keeps the
+decoder in the autograd graph.
+
+    python benchmarks/bench_fit.py [--iterations 800] [--rerun-iterations 50] [--objects 1,3]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+
+from persam_video import persam
+from persam_video.models import BUNDLED_DIR, build_model, load_sam
+from persam_video.synthetic import make_clip
+from persam_video.tracker import TrackerOptions, VideoSegmenter
+
+SIZE = (480, 854)
+
+
+def fit_inputs(model, n_objects: int):
+    """The seeded tracker's fitting prompts, cached logits and targets for one synthetic frame."""
+    clip = make_clip(seed=40 + n_objects, n_frames=1, size=SIZE, n_objects=n_objects, camera_motion=False)
+    seg = VideoSegmenter(model, TrackerOptions(method="persam"))
+    seg.init(clip.frames[0], clip.labels[0])
+    live = [o for o in seg.objects if o.feature is not None and o.box is not None]
+    maps = persam.confidence_maps(seg.predictor, torch.stack([o.feature for o in live]))
+    points = persam.top_points(maps, 1)
+    centres = torch.as_tensor(np.stack([persam.box_centre(o.box) for o in live]))
+    prompts = persam.Prompts(points=torch.cat((points, centres[:, None].to(points)), dim=1),
+                             labels=torch.ones(len(live), 2),
+                             boxes=torch.as_tensor(np.stack([o.box for o in live]), dtype=torch.float32))
+    target = torch.stack([torch.as_tensor(clip.labels[0] == o.obj_id) for o in live])
+    return seg.predictor, prompts, target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--iterations", type=int, default=800)
+    parser.add_argument("--rerun-iterations", type=int, default=50)
+    parser.add_argument("--objects", default="1,3")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if (BUNDLED_DIR / "small_sam.pth").is_file():
+        model, name = load_sam("small", device="cpu"), "small (bundled weights)"
+    else:
+        torch.manual_seed(0)
+        model, name = build_model("small").eval(), "small (random weights)"
+    rows = []
+    for n in (int(v) for v in args.objects.split(",")):
+        predictor, prompts, target = fit_inputs(model, n)
+
+        def decode():
+            with torch.no_grad():
+                return persam.predict(predictor, prompts).logits
+
+        t0 = time.perf_counter()
+        cached_logits = decode()
+        cached = persam.fit_scale_weights(cached_logits, target, args.iterations)
+        t_cached = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rerun = persam.fit_scale_weights(decode, target, args.rerun_iterations)
+        t_rerun = (time.perf_counter() - t0) * args.iterations / args.rerun_iterations
+        same = persam.fit_scale_weights(cached_logits, target, args.rerun_iterations)
+        rows.append((target.shape[0], t_cached, t_rerun, float((same - rerun).abs().max())))
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, python {platform.python_version()}")
+    print(f"model {name}, device cpu, frame {SIZE[0]}x{SIZE[1]}, {args.iterations} iterations\n")
+    print(f"| objects | cached logits ({args.iterations} it., measured) | decoder re-run each iteration "
+          f"({args.iterations} it., extrapolated from {args.rerun_iterations}) | speed-up | "
+          f"max weight difference after {args.rerun_iterations} it. |")
+    print("|---:|---:|---:|---:|---:|")
+    for n, tc, tr, diff in rows:
+        print(f"| {n} | {tc:.1f} s | {tr:.1f} s | {tr / tc:.1f}x | {diff:.1e} |")
+
+
+if __name__ == "__main__":
+    main()

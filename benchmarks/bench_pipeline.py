@@ -1,0 +1,123 @@
+"""Where a frame's time goes in the segment pipeline: reading, image encoder, prompting and
+decoding, writing; for 1, 3 and 5 objects, PerSAM and PerSAM-F.
+
+A synthetic 480x854 clip (``make_clip``) is written as JPEG frames plus the first frame's
+label PNG, then run through ``prepare_job`` / ``run_job`` exactly like ``persam-video
+segment``. Encoder and decoder times come from the tracker's own timings, writing is timed
+around the label writer, and "reading + other" is the rest of the wall time (waiting for the
+read-ahead thread, seeding's target embedding, bookkeeping). Per-frame numbers are over
+every written frame (the seed frame included, whose encoder pass is counted too); the
+PerSAM-F fit is a one-off on the seed frame and is reported apart, not in the total.
+``total / encoder`` is the ratio the issue targets (<= 1.10): the encoder pass is the
+physical floor of this method.
+
+    python benchmarks/bench_pipeline.py [--frames 8] [--objects 1,3,5] [--model-type small|vit_b]
+                                        [--fit-iterations 800] [--threads N]
+
+Model: the bundled 'small' SAM if ``persam_video/weights/small_sam.pth`` exists, else the
+'small' architecture with seeded random weights built in-process; ``--model-type vit_b``
+builds Meta's ViT-B SAM with random weights (real architecture and cost, meaningless masks).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from persam_video.masks import write_label_png
+from persam_video.models import BUNDLED_DIR, build_model, load_sam
+from persam_video.pipeline import prepare_job, run_job
+from persam_video.synthetic import make_clip
+from persam_video.tracker import TrackerOptions, VideoSegmenter
+
+SIZE = (480, 854)
+
+
+def load_model(model_type: str):
+    """The bundled small model, or a seeded random-weight one of ``model_type``; and how it was made."""
+    if model_type == "small" and (BUNDLED_DIR / "small_sam.pth").is_file():
+        return load_sam("small", device="cpu"), "small (bundled weights)"
+    torch.manual_seed(0)
+    return build_model(model_type).eval(), f"{model_type} (random weights)"
+
+
+def write_clip(folder: Path, n_frames: int, n_objects: int, seed: int) -> Path:
+    """JPEG frames 00000.jpg... and the seed labels seed.png in ``folder``."""
+    clip = make_clip(seed=seed, n_frames=n_frames, size=SIZE, n_objects=n_objects, camera_motion=False)
+    frames = folder / "frames"
+    frames.mkdir(parents=True)
+    for i, rgb in enumerate(clip.frames):
+        Image.fromarray(rgb).save(frames / f"{i:05d}.jpg", quality=90)
+    write_label_png(folder / "seed.png", clip.labels[0])
+    return frames
+
+
+def measure(model, frames: Path, seed: Path, out: Path, method: str, fit_iterations: int) -> dict:
+    """Run one clip through the pipeline; seconds per stage."""
+    job = prepare_job(frames, seed, out)
+    write = job.writer.write
+    spent = {"writing": 0.0}
+
+    def timed_write(name, labels):
+        t0 = time.perf_counter()
+        try:
+            return write(name, labels)
+        finally:
+            spent["writing"] += time.perf_counter() - t0
+
+    job.writer.write = timed_write
+    segmenter = VideoSegmenter(model, TrackerOptions(method=method, fit_iterations=fit_iterations))
+    summary = run_job(job, segmenter, progress=False)
+    busy = summary.encoder + summary.decoder + summary.fit + spent["writing"]
+    return {"frames": summary.frames, "objects": len(summary.objects), "seconds": summary.seconds,
+            "encoder": summary.encoder, "decoder": summary.decoder, "fit": summary.fit,
+            "writing": spent["writing"], "reading": max(summary.seconds - busy, 0.0)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=8, help="frames per clip (default: %(default)s)")
+    parser.add_argument("--objects", default="1,3,5", help="object counts (default: %(default)s)")
+    parser.add_argument("--methods", default="persam,persam-f", help="methods (default: %(default)s)")
+    parser.add_argument("--model-type", default="small", choices=("small", "vit_b"))
+    parser.add_argument("--fit-iterations", type=int, default=800, help="PerSAM-F iterations (default: 800)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, model_name = load_model(args.model_type)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
+        tmp = Path(tmp)
+        for n in (int(v) for v in args.objects.split(",")):
+            frames = write_clip(tmp / f"clip{n}", args.frames, n, seed=20 + n)
+            for method in args.methods.split(","):
+                r = measure(model, frames, tmp / f"clip{n}" / "seed.png", tmp / f"out{n}-{method}", method,
+                            args.fit_iterations)
+                rows.append((method, r))
+                print(f"{method}, {n} object(s): {r}", file=sys.stderr, flush=True)
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, python {platform.python_version()}")
+    print(f"model {model_name}, device cpu, clip {SIZE[0]}x{SIZE[1]}, {args.frames} frames, "
+          f"PerSAM-F fit {args.fit_iterations} iterations (cached logits)\n")
+    print("| method | objects | reading + other ms/frame | encoder ms/frame | prompting + decoding ms/frame | "
+          "writing ms/frame | total ms/frame | total / encoder | PerSAM-F fit (once) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for method, r in rows:
+        per = {k: 1000 * r[k] / r["frames"] for k in ("reading", "encoder", "decoder", "writing")}
+        total = 1000 * (r["seconds"] - r["fit"]) / r["frames"]
+        fit = f"{r['fit']:.1f} s" if method == "persam-f" else "-"
+        print(f"| {method} | {r['objects']} | {per['reading']:.0f} | {per['encoder']:.0f} | {per['decoder']:.0f} | "
+              f"{per['writing']:.0f} | {total:.0f} | {total / per['encoder']:.2f} | {fit} |")
+
+
+if __name__ == "__main__":
+    main()
