@@ -175,3 +175,13 @@ def test_resize_state_dict_interpolates_positions(monkeypatch, tmp_path):
     resized = trainer.resize_state_dict(small, big.state_dict())
     big.load_state_dict(resized, strict=True)
     assert resized["image_encoder.pos_embed"].shape == (1, 8, 8, 192)
+
+
+def test_size_schedule_and_loss_warmup(monkeypatch, tmp_path):
+    trainer = _trainer(monkeypatch, tmp_path)
+    assert trainer.parse_schedule("2000:256,0:128,4150:512") == [(0, 128), (2000, 256), (4150, 512)]
+    with pytest.raises(SystemExit):
+        trainer.parse_schedule("10:128")
+    assert trainer.loss_weights(0, 100) == (1.0, 0.0)  # BCE + dice first
+    assert trainer.loss_weights(500, 100) == (20.0, 2.0)  # then SAM's 20 * focal + dice
+    assert trainer.loss_weights(None, 100) == (20.0, 2.0)

@@ -28,7 +28,8 @@ The data of step k depends only on (seed, k), so a resumed run sees the same dat
 
 Examples::
 
-    python tools/train_small_sam.py --run main --steps 9000 --hires-from 7000 --threads 1
+    python tools/train_small_sam.py --run main --steps 4400 --size-schedule 0:128,2000:256,4150:512 \
+        --loss-warm 600 --warmup 200 --lr 4e-4 --clip 2 --threads 1 --max-minutes 97
     python tools/train_small_sam.py --run main --resume            # continue after a kill
     python tools/train_small_sam.py --run main --eval              # mIoU on held-out images
     python tools/train_small_sam.py --run main --export            # write persam_video/weights/
@@ -235,13 +236,17 @@ def refine_prompts(rng: np.random.Generator, first: List[Prompt], masks: List[np
 
 # ---------------------------------------------------------------------------- losses
 
-def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
-    """Sigmoid focal loss averaged over pixels, per mask: (..., H, W) -> (...)."""
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = -1.0, gamma: float = 2.0) -> torch.Tensor:
+    """Sigmoid focal loss averaged over pixels, per mask: (..., H, W) -> (...).
+
+    ``alpha`` < 0 means no class weighting (the default: with alpha 0.25 the small model
+    trained from scratch sits for long at predicting empty masks)."""
     prob = logits.sigmoid()
     ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     p_t = prob * target + (1 - prob) * (1 - target)
     loss = ce * (1 - p_t) ** gamma
-    loss = (alpha * target + (1 - alpha) * (1 - target)) * loss
+    if alpha >= 0:
+        loss = (alpha * target + (1 - alpha) * (1 - target)) * loss
     return loss.flatten(-2).mean(-1)
 
 
@@ -293,17 +298,30 @@ def decode(model, embedding: torch.Tensor, prompts: List[Prompt], mask_inputs: O
     return torch.stack(out_masks), torch.stack(out_iou)
 
 
+def loss_weights(step: Optional[int], warm: int) -> Tuple[float, float]:
+    """(focal weight, focal gamma) at ``step``: SAM's 20 and 2 after the loss warm-up.
+
+    For the first ``warm`` steps the mask loss is BCE + dice (gamma 0, weight 1), then it
+    moves linearly to 20 * focal(gamma 2) + dice over ``warm`` more steps: trained from
+    scratch with the focal loss alone, the decoder sits for hundreds of steps at empty
+    masks (even for box prompts); BCE gets it out of that plateau quickly."""
+    if step is None or warm <= 0:
+        return 20.0, 2.0
+    t = min(1.0, max(0.0, (step - warm) / warm))
+    return 1.0 + 19.0 * t, 2.0 * t
+
+
 def prompt_losses(low: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor, multimask: torch.Tensor,
-                  both: bool = False) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                  both: bool = False, focal_weight: float = 20.0, gamma: float = 2.0) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-prompt losses. ``low`` (P, 4, h, w) logits, ``gt`` (P, h, w) soft targets.
 
     Single-mask prompts train output 0; multimask prompts the min-loss output of 1..3;
     with ``both`` each prompt trains the mean of the two. The IoU head is trained on all
     four outputs. Returns (focal, dice, iou_mse, selected_index) per prompt."""
     target = gt[:, None].expand_as(low)
-    focal = focal_loss(low, target)
+    focal = focal_loss(low, target, gamma=gamma)
     dice = dice_loss(low, target)
-    total = 20 * focal + dice
+    total = focal_weight * focal + dice
     best = total[:, 1:].argmin(dim=1) + 1
     rows = torch.arange(low.shape[0])
     sel = torch.where(multimask, best, torch.zeros_like(best))
@@ -319,7 +337,7 @@ def prompt_losses(low: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor, m
 
 
 def train_step(model, rng: np.random.Generator, size: int, prompts_per_image: int, images: int,
-               max_objects: int) -> Dict[str, torch.Tensor]:
+               max_objects: int, focal_weight: float = 20.0, gamma: float = 2.0) -> Dict[str, torch.Tensor]:
     """Losses of one step: ``images`` fresh images, each with ``prompts_per_image`` prompts, two passes."""
     grid4 = model.prompt_encoder.mask_input_size[0]
     batch = []
@@ -331,7 +349,8 @@ def train_step(model, rng: np.random.Generator, size: int, prompts_per_image: in
     focal_all, dice_all, mse_all = [], [], []
     for b, (rgb, labels) in enumerate(batch):
         valid = rgb.shape[:2]
-        ids = [k for k in range(1, 256) if (labels == k).sum() >= max(16, 2e-4 * size * size)]
+        counts = np.bincount(labels.ravel(), minlength=256)
+        ids = [k for k in range(1, 256) if counts[k] >= max(16, 2e-4 * size * size)]
         if not ids:
             continue
         if len(ids) >= prompts_per_image:
@@ -345,7 +364,7 @@ def train_step(model, rng: np.random.Generator, size: int, prompts_per_image: in
         first = first_prompts(rng, masks, valid, size)
         low, iou = decode(model, emb, first)
         multi = torch.tensor([p.multimask for p in first])
-        f1, d1, m1, sel = prompt_losses(low, iou, gt, multi)
+        f1, d1, m1, sel = prompt_losses(low, iou, gt, multi, focal_weight=focal_weight, gamma=gamma)
         prev_low = low[torch.arange(len(first)), sel].detach()[:, None]
         prev_masks = []
         for j in range(len(first)):
@@ -353,14 +372,15 @@ def train_step(model, rng: np.random.Generator, size: int, prompts_per_image: in
             prev_masks.append((up > 0).numpy())
         second = refine_prompts(rng, first, masks, prev_masks, valid, size)
         low2, iou2 = decode(model, emb, second, mask_inputs=prev_low)
-        f2, d2, m2, _ = prompt_losses(low2, iou2, gt, torch.ones(len(second), dtype=torch.bool), both=True)
+        f2, d2, m2, _ = prompt_losses(low2, iou2, gt, torch.ones(len(second), dtype=torch.bool), both=True,
+                                      focal_weight=focal_weight, gamma=gamma)
         focal_all += [f1, f2]
         dice_all += [d1, d2]
         mse_all += [m1, m2]
     focal = torch.cat(focal_all).mean()
     dice = torch.cat(dice_all).mean()
     mse = torch.cat(mse_all).mean()
-    return {"loss": 20 * focal + dice + mse, "focal": focal, "dice": dice, "iou_mse": mse}
+    return {"loss": focal_weight * focal + dice + mse, "focal": focal, "dice": dice, "iou_mse": mse}
 
 
 # ----------------------------------------------------------------------- schedule, io
@@ -391,6 +411,14 @@ def fit_optimizer_state(opt: torch.optim.Optimizer, state: dict) -> None:
                 for k in ("exp_avg", "exp_avg_sq"):
                     if k in s and s[k].shape != p.shape:
                         s[k] = torch.zeros_like(p)
+
+
+def parse_schedule(text: str) -> List[Tuple[int, int]]:
+    """'0:128,2000:256,4200:512' -> [(0, 128), (2000, 256), (4200, 512)] (start step: input size)."""
+    out = sorted((int(a), int(b)) for a, b in (item.split(":") for item in text.split(",") if item.strip()))
+    if not out or out[0][0] != 0 or any(size % 16 for _, size in out):
+        raise SystemExit(f"bad --size-schedule {text!r}: need 'STEP:SIZE,...' from step 0, sizes multiples of 16")
+    return out
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
@@ -430,7 +458,7 @@ def train(args: argparse.Namespace) -> Path:
             raise SystemExit(f"nothing to resume: {ckpt_path} does not exist")
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         saved = ckpt["args"]
-        for key in ("steps", "hires_from", "img_size", "seed", "lr", "warmup", "weight_decay", "prompts",
+        for key in ("steps", "hires_from", "img_size", "size_schedule", "loss_warm", "seed", "lr", "warmup", "weight_decay", "prompts",
                     "images", "max_objects", "clip"):
             setattr(args, key, saved[key])  # the schedule of a run is fixed when it starts
         step = ckpt["step"]
@@ -444,7 +472,7 @@ def train(args: argparse.Namespace) -> Path:
         if ckpt_path.is_file() and not args.overwrite:
             raise SystemExit(f"{ckpt_path} exists: use --resume, or --overwrite to start again")
         torch.manual_seed(args.seed)
-        model = build_at(args.img_size)
+        model = build_at(parse_schedule(args.size_schedule)[0][1] if args.size_schedule else args.img_size)
         opt = make_optimizer(model, args.lr, args.weight_decay)
         step, elapsed = 0, 0.0
         with open(log_path, "w", newline="") as f:
@@ -452,8 +480,11 @@ def train(args: argparse.Namespace) -> Path:
         (folder / "args.json").write_text(json.dumps(vars(args), indent=2, default=str))
     final_size = SMALL_CONFIG.img_size
 
+    schedule = parse_schedule(args.size_schedule) if args.size_schedule else \
+        [(0, args.img_size)] + ([(args.hires_from, final_size)] if args.hires_from is not None else [])
+
     def current_size(s: int) -> int:
-        return final_size if (args.hires_from is not None and s >= args.hires_from) else args.img_size
+        return [size for start, size in schedule if s >= start][-1]
 
     def checkpoint(s: int) -> None:
         save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": s,
@@ -488,7 +519,8 @@ def train(args: argparse.Namespace) -> Path:
             for group in opt.param_groups:
                 group["lr"] = lr
             rng = np.random.default_rng([args.seed, step])
-            losses = train_step(model, rng, size, args.prompts, args.images, args.max_objects)
+            fw, gamma = loss_weights(step, args.loss_warm)
+            losses = train_step(model, rng, size, args.prompts, args.images, args.max_objects, fw, gamma)
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
             if args.clip > 0:
@@ -553,7 +585,8 @@ def evaluate(model, n_images: int = 40, seed: int = EVAL_SEED, max_objects: int 
         rgb, labels = render_sample(rng, size, max_objects)
         x = model.preprocess(torch.from_numpy(rgb).permute(2, 0, 1).float())[None]
         emb = model.image_encoder(x)
-        ids = [k for k in range(1, 256) if (labels == k).sum() >= 64]
+        counts = np.bincount(labels.ravel(), minlength=256)
+        ids = [k for k in range(1, 256) if counts[k] >= 64]
         if not ids:
             continue
         masks = [labels == k for k in ids]
@@ -597,6 +630,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help=f"input size of the low-resolution phase (default 256; final size {SMALL_CONFIG.img_size})")
     p.add_argument("--hires-from", type=int, default=None,
                    help="step from which training runs at the final size (default: never; export resizes)")
+    p.add_argument("--size-schedule", default=None,
+                   help="progressive input sizes 'STEP:SIZE,...', e.g. '0:128,2000:256,4200:512' "
+                        "(overrides --img-size/--hires-from)")
+    p.add_argument("--loss-warm", type=int, default=300,
+                   help="steps of BCE + dice before ramping (as long again) to 20*focal + dice (default 300)")
     p.add_argument("--images", type=int, default=2, help="images per step (default 2)")
     p.add_argument("--prompts", type=int, default=8, help="prompts (targets) per image (default 8)")
     p.add_argument("--max-objects", type=int, default=6, help="objects per image, 1..N (default 6)")
