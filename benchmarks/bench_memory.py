@@ -114,7 +114,7 @@ def main() -> None:
             rows.append((n, masks, report, written))
             print(f"{n} frames done: {report}", file=sys.stderr, flush=True)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, python {platform.python_version()}")
+          f"{args.threads or 'default'} torch threads in the child, python {platform.python_version()}")
     print(f"clip {h}x{w}, method {args.method}, model small, device cpu\n")
     print("| frames | masks written | peak RSS (ru_maxrss) | peak RSS (VmHWM) | segment time | per frame | mp4 written in |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
