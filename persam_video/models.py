@@ -230,4 +230,5 @@ def load_sam(model_type: str = DEFAULT_MODEL_TYPE, checkpoint: Optional[os.PathL
     except RuntimeError as exc:
         raise PersamError(f"checkpoint {path} does not fit model type {model_type}: "
                           f"{str(exc).splitlines()[0]}") from None
+    model.requires_grad_(False)  # SAM stays frozen: PerSAM-F learns only its own two weights
     return model.eval().to(target)
