@@ -1,5 +1,7 @@
+"""``python -m persam_video``: the same as the ``persam-video`` command."""
 import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # spawned worker processes import this module too: do not run there
+    sys.exit(main())

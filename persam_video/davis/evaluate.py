@@ -7,6 +7,7 @@ last frames left out, void counted as background, every object weighted once.
 from __future__ import annotations
 
 import os
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,10 @@ def _run_jobs(jobs: List[Tuple[str, str, str]], workers: int) -> List[List[Objec
     """Evaluate the sequences in this process or in a pool, keeping their order."""
     if workers == 1:
         return [_evaluate_sequence(job) for job in jobs]
-    pool = ProcessPoolExecutor(workers, initializer=cv2.setNumThreads, initargs=(1,))
+    # spawn, not fork: forking a process whose torch/OpenCV thread pools are running can
+    # deadlock the children (seen when the evaluator runs after the tracker in one process)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=cv2.setNumThreads, initargs=(1,))
     try:
         return list(pool.map(_evaluate_sequence, jobs))
     finally:
