@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from persam_video.cli import main
 from persam_video.masks import write_label_png
 from persam_video.models import load_sam
 from persam_video.small_model import build_small_sam
@@ -69,3 +70,21 @@ def write_seed(path: Path, labels: np.ndarray) -> Path:
     """Write a seed label map as an indexed DAVIS PNG."""
     write_label_png(path, labels)
     return path
+
+
+def run_cli(args, capsys):
+    """Run ``persam-video ARGS`` in-process; returns (exit code, stdout, stderr)."""
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code, err, *needles):
+    """A user error: exit 2, one line on stderr naming every needle, no traceback."""
+    assert code == 2
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("persam-video: error: ")
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]

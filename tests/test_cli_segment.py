@@ -1,36 +1,16 @@
 """`persam-video segment` end to end, and every bad input as a one-line error."""
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from persam_video.cli import main
-from persam_video.masks import DAVIS_PALETTE, read_label_png, write_label_png
-from persam_video.models import build_model
+from persam_video.masks import DAVIS_PALETTE, read_label_png
 from persam_video.synthetic import make_clip
 
-from conftest import CLIP_SIZE, relabel, write_frame_folder, write_mp4, write_seed
-
-
-def run_cli(args, capsys):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_line_error(code, err, *needles):
-    assert code == 2
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("persam-video: error: ")
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+from conftest import CLIP_SIZE, assert_one_line_error, relabel, run_cli, write_frame_folder, write_mp4, write_seed
 
 
 @pytest.fixture(scope="module")

@@ -12,24 +12,10 @@ from persam_video.cli import main
 from persam_video.masks import read_label_png, write_label_png
 from persam_video.synthetic import write_davis_dataset
 
+from conftest import assert_one_line_error, run_cli
+
 SIZE = (64, 96)
 FRAMES = 5
-
-
-def run_cli(args, capsys):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_line_error(code, err, *needles):
-    assert code == 2
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("persam-video: error: ")
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

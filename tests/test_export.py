@@ -7,33 +7,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from persam_video.cli import main
 from persam_video.export import contour_mask, matte_frame, overlay_frame
 from persam_video.frames import open_frames
 from persam_video.masks import DAVIS_PALETTE, write_label_png
 
-from conftest import write_frame_folder
+from conftest import assert_one_line_error, run_cli, write_frame_folder
 
 SIZE = (35, 51)  # odd on purpose: the mp4 path must pad to even sizes
 N_FRAMES = 4
 # id -> (top, bottom, left, right) (inclusive), away from the border and from each other
 RECTS = {1: (4, 15, 5, 20), 3: (18, 30, 28, 46)}
-
-
-def run_cli(args, capsys):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_line_error(code, err, *needles):
-    assert code == 2
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("persam-video: error: ")
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def rect_mask(k: int, shrink: int = 0) -> np.ndarray:
