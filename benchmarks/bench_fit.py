@@ -71,7 +71,7 @@ def main() -> None:
 
         t0 = time.perf_counter()
         cached_logits = decode()
-        cached = persam.fit_scale_weights(cached_logits, target, args.iterations)
+        persam.fit_scale_weights(cached_logits, target, args.iterations)
         t_cached = time.perf_counter() - t0
         t0 = time.perf_counter()
         rerun = persam.fit_scale_weights(decode, target, args.rerun_iterations)

@@ -312,8 +312,8 @@ def render_scene(rng: np.random.Generator, size: Size, n_objects: int,
             margin = -0.5 * radius if allow_cut else radius
             center = (float(rng.uniform(margin, w - margin)), float(rng.uniform(margin, h - margin)))
             angle = float(rng.uniform(0, 2 * math.pi))
-            obj = _random_object(rng, radius) if attempt % 10 == 0 else objects_candidate
-            objects_candidate = obj
+            if attempt % 10 == 0:  # a new shape every 10 tries; in between, new poses for it
+                obj = _random_object(rng, radius)
             own = int(shape_mask(obj.shape, (h, w), center, radius, angle).sum())
             if own < min_area:
                 continue
