@@ -286,19 +286,26 @@ class ExportResult:
     never_seen: List[int] = field(default_factory=list)
 
 
-def mask_paths(source: FrameSource, masks_dir: PathLike) -> List[Path]:
-    """``<masks_dir>/<frame name>.png`` for every frame; a clear error naming the first one missing."""
+def mask_paths(source: FrameSource, masks_dir: PathLike) -> Tuple[int, List[Path]]:
+    """``(first, paths)``: ``<masks_dir>/<frame name>.png`` from the first frame that has a mask.
+
+    Frames before the first mask are left out (``segment --start N`` writes none for
+    them); from there on every frame needs its mask: a clear error names the first missing.
+    """
     masks_dir = Path(masks_dir)
     if not masks_dir.is_dir():
         raise PersamError(f"masks folder not found: {masks_dir}")
     names = source.names()
+    present = [(masks_dir / f"{name}.png").is_file() for name in names]
+    first = present.index(True) if any(present) else 0
+    names = names[first:]
     paths = [masks_dir / f"{name}.png" for name in names]
     missing = [(name, p) for name, p in zip(names, paths) if not p.is_file()]
     if missing:
         name, path = missing[0]
         more = f" ({len(missing)} of {len(names)} frames have no mask)" if len(missing) > 1 else ""
         raise PersamError(f"no mask for frame {name}: {path} is missing{more}")
-    return paths
+    return first, paths
 
 
 def _check_mask_size(path: Path, size: Tuple[int, int]) -> None:
@@ -351,7 +358,7 @@ def export(video: PathLike, masks_dir: PathLike, out: PathLike, kind: str = "ove
         raise PersamError(f"--fps must be between 0 and 1000, not {fps}")
 
     source = open_frames(video, read_ahead=read_ahead)
-    paths = mask_paths(source, masks_dir)
+    first, paths = mask_paths(source, masks_dir)
     size = source.size
     _check_mask_size(paths[0], size)
     out = Path(out)
@@ -365,9 +372,9 @@ def export(video: PathLike, masks_dir: PathLike, out: PathLike, kind: str = "ove
     seen: Set[int] = set()
     wanted_lut = None if wanted is None else np.asarray(wanted, dtype=np.intp)
     try:
-        with tqdm(total=len(source), unit="frame", desc=f"exporting {kind}", disable=not progress,
+        with tqdm(total=len(paths), unit="frame", desc=f"exporting {kind}", disable=not progress,
                   dynamic_ncols=True) as bar:
-            for frame, path in zip(source.frames(), paths):
+            for frame, path in zip(source.frames(first), paths):
                 labels = _read_labels(path, size)
                 if wanted_lut is not None:
                     present = np.bincount(labels.ravel(), minlength=256)[wanted_lut] > 0

@@ -190,6 +190,21 @@ def test_missing_mask_png_is_one_line_naming_the_frame(data, tmp_path, capsys):
     assert not out.exists() or not list(out.iterdir())
 
 
+def test_frames_before_the_first_mask_are_left_out(data, tmp_path, capsys):
+    """After `segment --start 2` there are no masks for frames 0-1: export starts at frame 2."""
+    video, masks, frames = data
+    for name in ("00000", "00001"):
+        (masks / f"{name}.png").unlink()
+    out = tmp_path / "o"
+    code, _, err = run_cli(["export", video, "--masks", masks, "--out", out, "--kind", "cutout", "--quiet"],
+                           capsys)
+    assert code == 0, err
+    files = sorted(out.glob("*.png"))
+    assert [f.stem for f in files] == [f"{t:05d}" for t in range(2, N_FRAMES)]
+    with Image.open(files[0]) as image:
+        assert np.array_equal(np.array(image)[..., :3], frames[2])
+
+
 def test_mask_size_mismatch_is_one_line(data, tmp_path, capsys):
     video, masks, _ = data
     write_label_png(masks / "00001.png", np.zeros((SIZE[0], SIZE[1] + 2), dtype=np.uint8))
