@@ -218,3 +218,22 @@ def test_upscaling_the_fused_low_res_equals_fusing_full_res(predictor, clip):
         one, low = decoded.take(torch.tensor([2]))
         assert torch.equal(low[:, 0], decoded.low_res[:, 2])
         assert torch.allclose(one, decoded.logits[:, 2], atol=1e-5)
+
+
+def test_switches_work_on_mobile_sam_decoders(tmp_path, clip):
+    """vit_t's decoder comes from the mobile_sam package: the hooks must fit its classes too."""
+    from conftest import save_random_checkpoint
+    from persam_video.models import build_model, load_sam
+
+    path = save_random_checkpoint(lambda: build_model("vit_t"), tmp_path / "mobile_sam.pt", seed=4)
+    predictor = SamPredictor(load_sam("vit_t", path, device="cpu"))
+    predictor.set_image(clip.frames[0])
+    target = persam.target_embedding(predictor, clip.labels[0] == 1)
+    sim = persam.confidence_maps(predictor, target.feature[None])
+    prompts = persam.Prompts(persam.top_points(sim, 2), torch.ones(1, 2))
+    with torch.no_grad():
+        base = persam.predict(predictor, prompts).low_res
+        switched = persam.predict(predictor, prompts, attention_maps=sim, target_means=target.mean[None]).low_res
+        again = persam.predict(predictor, prompts).low_res
+    assert (base - switched).abs().max() > 1e-4
+    assert torch.equal(base, again)
