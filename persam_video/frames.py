@@ -219,29 +219,32 @@ class _FolderSource(FrameSource):
 
 
 class _DecordSource(FrameSource):
-    """A video file: decord for its length and single frames, an ffmpeg pipe for streaming.
+    """A video file: decord for its frame count, an ffmpeg pipe for the pixels.
 
-    decord's own sequential decoding runs ahead of a slow consumer on a background thread
-    without bound (measured: +530 MB over a 3000-frame 240x320 clip read at the speed of a
-    model; decord issues #157 and #208), so streams go through imageio-ffmpeg instead: a
-    pipe from an ffmpeg process, which blocks when we stop reading. Frames before ``start``
-    are decoded and dropped (exact, and fast next to the model).
+    Once decord has decoded one frame it goes on decoding the rest of the video on a
+    background thread, without bound, whether or not anything reads it (measured: +390 MB
+    three seconds after reading frame 0 of a 3000-frame 240x320 clip; decord issues #157,
+    #208). So frames come from imageio-ffmpeg instead: a pipe from an ffmpeg process, which
+    blocks when we stop reading. Frames before ``start`` are decoded and dropped (exact,
+    and fast next to the model); decord is only asked for the length, which decodes nothing.
     """
 
     def __init__(self, path: Path, read_ahead: int) -> None:
         super().__init__(path, read_ahead)
-        self._reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
-        self._lock = threading.Lock()  # the reader is shared by read() calls from any thread
+        self._length = len(decord.VideoReader(str(path), ctx=decord.cpu(0)))
 
     def __len__(self) -> int:
-        return len(self._reader)
+        return self._length
 
     def names(self) -> List[str]:
         return [f"{i:05d}" for i in range(len(self))]
 
     def _load(self, index: int) -> np.ndarray:
-        with self._lock:
-            return self._reader[index].asnumpy()
+        stream = self._decode(index)
+        try:
+            return next(stream)[1]
+        finally:
+            stream.close()
 
     def _decode(self, start: int) -> Iterator[Tuple[int, np.ndarray]]:
         stream = imageio_ffmpeg.read_frames(str(self.path), pix_fmt="rgb24", bits_per_pixel=24)

@@ -154,8 +154,10 @@ def test_memory_stays_flat_over_a_long_video(tmp_path):
     n, h, w = 500, 240, 320
     path = write_video(tmp_path / "long.mp4", clip(n, h, w), h, w)
     whole_clip = n * h * w * 3  # 115 MB
+    source = open_frames(path)
+    assert source.size == (h, w) and source.read(0).index == 0  # as the pipeline does before streaming
     rss = {0: rss_bytes()}
-    for count, frame in enumerate(open_frames(path).frames(), 1):
+    for count, frame in enumerate(source.frames(), 1):
         time.sleep(0.004)  # a consumer slower than the decoder, like the model (decord ran ahead here)
         if count in (50, n):
             rss[count] = rss_bytes()
