@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from .errors import PersamError
 from .frames import FrameSource, open_frames
 from .masks import DAVIS_PALETTE, VOID_ID, atomic_write, read_label_png
+from .writer import ensure_writable_dir
 
 PathLike = Union[str, os.PathLike]
 
@@ -139,13 +140,7 @@ class PngFolderSink:
     """Writes ``<folder>/<name>.png`` atomically; checks up front that it can write there."""
 
     def __init__(self, folder: PathLike) -> None:
-        self.folder = Path(folder)
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=self.folder):
-                pass
-        except OSError as exc:
-            raise PersamError(f"cannot write to output folder {self.folder}: {_reason(exc)}") from None
+        self.folder = ensure_writable_dir(folder)
         self.written = 0
 
     def write(self, name: str, image: np.ndarray) -> Path:

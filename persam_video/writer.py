@@ -12,17 +12,23 @@ from .errors import PersamError
 from .masks import write_label_png
 
 
+def ensure_writable_dir(folder: Union[str, os.PathLike]) -> Path:
+    """Create ``folder`` if needed and prove it can be written; a one-line PersamError if not."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise PersamError(f"cannot write to output folder {folder}: {exc.strerror or exc}") from None
+    return folder
+
+
 class LabelWriter:
     """Writes ``<out_dir>/<frame name>.png`` atomically; checks up front that it can write there."""
 
     def __init__(self, out_dir: Union[str, os.PathLike]):
-        self.out_dir = Path(out_dir)
-        try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=self.out_dir):
-                pass
-        except OSError as exc:
-            raise PersamError(f"cannot write to output folder {self.out_dir}: {exc.strerror or exc}") from None
+        self.out_dir = ensure_writable_dir(out_dir)
         self.written = 0
 
     def path_for(self, name: str) -> Path:

@@ -72,7 +72,7 @@ def evaluate(davis_root: PathLike, subset: str, results_dir: PathLike,
     at most one per sequence).
     """
     layout = DavisLayout(davis_root)
-    names = _choose_sequences(layout, subset, sequences)
+    names = layout.choose(subset, sequences)
     results_dir = Path(results_dir)
     for name in names:
         if not (results_dir / name).is_dir():
@@ -84,21 +84,6 @@ def evaluate(davis_root: PathLike, subset: str, results_dir: PathLike,
         raise PersamError("nothing to evaluate: the first annotations of the sequences hold no object")
     frames = sum(len(scores[0].j) for scores in per_sequence if scores)
     return DavisReport(subset=subset, objects=objects, frames=frames)
-
-
-def _choose_sequences(layout: DavisLayout, subset: str,
-                      sequences: Optional[Sequence[str]]) -> List[str]:
-    """The subset's sequences, or the requested ones among them, in subset-file order."""
-    names = layout.sequences(subset)
-    if not names:
-        raise PersamError(f"subset file lists no sequence: {layout.subset_file(subset)}")
-    if sequences is None:
-        return names
-    unknown = [s for s in sequences if s not in names]
-    if unknown:
-        raise PersamError(f"sequence(s) {','.join(unknown)} not in subset {subset} "
-                          f"({layout.subset_file(subset)})")
-    return [n for n in names if n in set(sequences)]
 
 
 def _worker_count(workers: Optional[int], jobs: int) -> int:

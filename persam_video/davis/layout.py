@@ -8,7 +8,7 @@ sorted file-name order.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional, Sequence
 
 from ..errors import PersamError
 from ..masks import PathLike
@@ -38,6 +38,19 @@ class DavisLayout:
             raise PersamError(f"subset file not found: {path}{hint}")
         names = [line.strip() for line in path.read_text().splitlines()]
         return list(dict.fromkeys(name for name in names if name))
+
+    def choose(self, subset: str, sequences: Optional[Sequence[str]] = None) -> List[str]:
+        """The subset's sequences in file order, or the requested ones (all must be in the subset)."""
+        names = self.sequences(subset)
+        if not names:
+            raise PersamError(f"subset file lists no sequence: {self.subset_file(subset)}")
+        if sequences is None:
+            return names
+        unknown = [s for s in sequences if s not in names]
+        if unknown:
+            raise PersamError(f"sequence(s) {','.join(unknown)} not in subset {subset} ({self.subset_file(subset)})")
+        wanted = set(sequences)
+        return [n for n in names if n in wanted]
 
     def frame_dir(self, sequence: str) -> Path:
         """The folder of a sequence's video frames."""

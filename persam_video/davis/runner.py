@@ -96,21 +96,6 @@ class SequenceTask:
 
 
 # ----------------------------------------------------------------------------- planning
-def choose_sequences(layout: DavisLayout, subset: str, chosen: Optional[List[str]]) -> List[str]:
-    """The subset's sequences in file order, or the chosen ones (all must be in the subset)."""
-    names = layout.sequences(subset)
-    if not names:
-        raise PersamError(f"subset file lists no sequence: {layout.subset_file(subset)}")
-    if chosen is None:
-        return names
-    unknown = [s for s in chosen if s not in names]
-    if unknown:
-        raise PersamError(f"sequence(s) {','.join(unknown)} not in subset {subset} "
-                          f"({layout.subset_file(subset)})")
-    wanted = set(chosen)
-    return [n for n in names if n in wanted]
-
-
 def check_sequence(layout: DavisLayout, name: str, results: Path) -> SequenceTask:
     """Check a sequence's frame folder and first annotation; one-line errors naming the sequence."""
     if not layout.frame_dir(name).is_dir():
@@ -215,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
     if args.read_ahead < 0:
         raise PersamError(f"--read-ahead must be 0 or more, not {args.read_ahead}")
     layout = DavisLayout(args.davis_root)
-    names = choose_sequences(layout, args.subset, args.sequences)
+    names = layout.choose(args.subset, args.sequences)
     results = Path(args.out)
     tasks = [check_sequence(layout, name, results) for name in names]
     try:
