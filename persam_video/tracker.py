@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -76,7 +76,6 @@ class Timings:
     encoder: float = 0.0
     decoder: float = 0.0
     fit: float = 0.0
-    per_frame: List[float] = field(default_factory=list)
 
 
 class VideoSegmenter:
@@ -168,15 +167,14 @@ class VideoSegmenter:
         if image.shape[:2] != tuple(self._frame_size):
             raise PersamError(f"frame is {image.shape[1]}x{image.shape[0]} but the video started at "
                               f"{self._frame_size[1]}x{self._frame_size[0]}")
-        start = time.perf_counter()
         self._encode(image)
         t_dec = time.perf_counter()
         logits = torch.full((len(self.objects),) + tuple(self._frame_size), float("-inf"), device=self.device)
         live = [i for i, o in enumerate(self.objects) if o.feature is not None]
         if live:
             maps = persam.confidence_maps(self.predictor, torch.stack([self.objects[i].feature for i in live]))
-            boxed = [j for j, i in enumerate(live) if self._use_box(self.objects[i])]
-            searching = [j for j, i in enumerate(live) if not self._use_box(self.objects[i])]
+            boxed = [j for j, i in enumerate(live) if self.objects[i].box is not None]
+            searching = [j for j, i in enumerate(live) if self.objects[i].box is None]
             for group, with_box in ((boxed, True), (searching, False)):
                 if group:
                     rows = [live[j] for j in group]
@@ -184,10 +182,8 @@ class VideoSegmenter:
         labels = persam.label_map(logits, [o.obj_id for o in self.objects]) if self.objects else \
             np.zeros(self._frame_size, np.uint8)
         self._update_boxes(labels)
-        end = time.perf_counter()
-        self.timings.decoder += end - t_dec
+        self.timings.decoder += time.perf_counter() - t_dec
         self.timings.frames += 1
-        self.timings.per_frame.append(end - start)
         return labels
 
     def propagate(self, frames: Iterable) -> Iterator[Tuple[int, np.ndarray]]:
@@ -212,9 +208,6 @@ class VideoSegmenter:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         self.timings.encoder += time.perf_counter() - start
-
-    def _use_box(self, obj: ObjectState) -> bool:
-        return obj.box is not None
 
     def _decode(self, rows: List[int], maps: torch.Tensor, with_box: bool) -> torch.Tensor:
         """Decode the objects ``rows`` together; returns their full-resolution logits."""
