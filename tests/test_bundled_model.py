@@ -1,7 +1,7 @@
 """The trained small SAM that ships in the package: integrity, and that it is really trained.
 
 The quality bars of issue 5 (one-point IoU >= 0.8, tracker J >= 0.7) are NOT met by the
-model trained so far (about 0.53 and 0.25, see benchmarks/README.md); these tests guard what
+model trained so far (about 0.67 and 0.29, see benchmarks/README.md); these tests guard what
 it does reach, against the same architecture with seeded random weights, so that a broken,
 untrained or mismatched file fails.
 """
