@@ -70,6 +70,14 @@ def parse_ids(text: Optional[str]) -> Optional[List[int]]:
     return ids
 
 
+def name_list(text: str) -> List[str]:
+    """argparse type for ``a,b`` -> ``['a', 'b']`` (repeats dropped), refusing an empty list."""
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise argparse.ArgumentTypeError("expected comma-separated names")
+    return names
+
+
 def tracker_options(args: argparse.Namespace) -> TrackerOptions:
     """TrackerOptions from parsed method options."""
     return TrackerOptions(method=args.method, topk=args.topk, margin=args.margin, target_mode=args.target_mode,

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import List, Optional
+from typing import Optional
 
+from ..cli_options import name_list
 from ..errors import PersamError
 from . import runner
 
@@ -37,21 +38,13 @@ def add_eval_parser(davis_sub: argparse._SubParsersAction) -> None:
                         help="results folder with RESULTS/<sequence>/<frame>.png label maps "
                              "(indexed or 8-bit grey PNGs, same object ids and file names as "
                              "the annotations); the CSV files are written here")
-    parser.add_argument("--sequences", type=_name_list, metavar="A,B,...",
+    parser.add_argument("--sequences", type=name_list, metavar="A,B,...",
                         help="comma-separated sequences of the subset to score "
                              "(default: every sequence of the subset)")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="processes scoring sequences in parallel "
                              "(default: one per available CPU)")
     parser.set_defaults(run=run_eval)
-
-
-def _name_list(text: str) -> List[str]:
-    """``a,b`` -> ``['a', 'b']``, refusing an empty list."""
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected comma-separated sequence names")
-    return names
 
 
 def run_eval(args: argparse.Namespace) -> Optional[int]:

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional
 import torch
 from tqdm.auto import tqdm
 
-from ..cli_options import add_method_options, add_model_options, model_from_args, tracker_options
+from ..cli_options import add_method_options, add_model_options, model_from_args, name_list, tracker_options
 from ..errors import PersamError
 from ..masks import atomic_write
 from ..pipeline import prepare_job, run_job
@@ -59,7 +59,7 @@ def add_parser(davis_sub: argparse._SubParsersAction) -> None:
                         help="DAVIS 2017 folder holding JPEGImages/480p, Annotations/480p and ImageSets/2017")
     parser.add_argument("--subset", default="val", metavar="NAME",
                         help="sequences to run, read from ImageSets/2017/NAME.txt (default: val)")
-    parser.add_argument("--sequences", type=_name_list, metavar="A,B,...",
+    parser.add_argument("--sequences", type=name_list, metavar="A,B,...",
                         help="comma-separated sequences of the subset to run (default: all of them)")
     parser.add_argument("--out", required=True, metavar="RESULTS",
                         help="results folder: RESULTS/<sequence>/<frame>.png (created if missing)")
@@ -75,14 +75,6 @@ def add_parser(davis_sub: argparse._SubParsersAction) -> None:
     add_method_options(parser)
     add_model_options(parser)
     parser.set_defaults(run=run)
-
-
-def _name_list(text: str) -> List[str]:
-    """``a,b`` -> ``['a', 'b']``, refusing an empty list."""
-    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    if not names:
-        raise argparse.ArgumentTypeError("expected comma-separated sequence names")
-    return names
 
 
 @dataclass(frozen=True)
