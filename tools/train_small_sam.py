@@ -471,7 +471,12 @@ def train(args: argparse.Namespace) -> Path:
         if ckpt_path.is_file() and not args.overwrite:
             raise SystemExit(f"{ckpt_path} exists: use --resume, or --overwrite to start again")
         torch.manual_seed(args.seed)
-        model = build_at(parse_schedule(args.size_schedule)[0][1] if args.size_schedule else args.img_size)
+        init = None
+        if args.init:  # fine-tune: a new run (own schedule, fresh optimizer) from existing weights
+            init = torch.load(args.init, map_location="cpu", weights_only=False)
+            init = init.get("model", init)
+            print(f"starting {folder} from the weights in {args.init}", flush=True)
+        model = build_at(parse_schedule(args.size_schedule)[0][1] if args.size_schedule else args.img_size, init)
         opt = make_optimizer(model, args.lr, args.weight_decay)
         step, elapsed = 0, 0.0
         with open(log_path, "w", newline="") as f:
@@ -649,6 +654,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--bar-interval", type=float, default=5.0, help="seconds between progress-bar refreshes")
     p.add_argument("--stop-after", type=int, default=None,
                    help="stop (with a checkpoint) after this many steps in this process; --resume continues")
+    p.add_argument("--init", default=None,
+                   help="start a new run from these weights (a state_dict such as the bundled one, or a run's last.pt) "
+                        "instead of random ones; use another --seed than the first run so the images differ")
     p.add_argument("--resume", action="store_true", help="continue the run from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="start the run again even if it has a checkpoint")
     p.add_argument("--eval", action="store_true", help="report mIoU on held-out synthetic images")
