@@ -224,7 +224,11 @@ def load_sam(model_type: str = DEFAULT_MODEL_TYPE, checkpoint: Optional[os.PathL
     if found != model_type:
         raise PersamError(f"checkpoint {path} holds a {found} model, but model type {model_type} was asked for "
                           f"(use --model-type {found})")
-    model = build_model(model_type)
+    if model_type == "small":  # its input size is whatever the checkpoint was trained at
+        from .small_model import build_small_sam, config_for_state
+        model = build_small_sam(config_for_state(state))
+    else:
+        model = build_model(model_type)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -7,9 +7,9 @@ plain ``state_dict`` file, loaded through the same path as a real checkpoint.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
-from typing import Tuple
+from typing import Mapping, Tuple
 
 import torch
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
@@ -73,6 +73,16 @@ def build_small_sam(config: SmallSamConfig = SMALL_CONFIG) -> Sam:
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],
     )
+
+
+def config_for_state(state: Mapping[str, torch.Tensor], base: SmallSamConfig = SMALL_CONFIG) -> SmallSamConfig:
+    """The configuration a small-model state_dict was trained at: its input size is read from
+    the shape of the absolute position embedding (one cell per 16-pixel patch), so a checkpoint
+    trained at another input size than the bundled one still loads."""
+    pos = state.get("image_encoder.pos_embed")
+    if pos is None or pos.dim() != 4 or pos.shape[1] != pos.shape[2]:
+        return base
+    return replace(base, img_size=int(pos.shape[1]) * 16)
 
 
 def config_dict(config: SmallSamConfig = SMALL_CONFIG) -> dict:

@@ -1,6 +1,8 @@
 """Shared fixtures: seeded random-weight checkpoints saved to disk, synthetic clips and videos."""
 from __future__ import annotations
 
+import functools
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -12,8 +14,10 @@ import torch
 from persam_video.cli import main
 from persam_video.masks import write_label_png
 from persam_video.models import load_sam
-from persam_video.small_model import build_small_sam
+from persam_video.small_model import SMALL_CONFIG, build_small_sam
 from persam_video.synthetic import make_clip
+
+TEST_SMALL_SIZE = 256  # input size of the random small checkpoint the tests use
 
 CLIP_SIZE = (96, 128)
 
@@ -27,8 +31,10 @@ def save_random_checkpoint(build: Callable[[], torch.nn.Module], path: Path, see
 
 @pytest.fixture(scope="session")
 def small_checkpoint(tmp_path_factory) -> Path:
-    """A 'small' SAM checkpoint with seeded random weights."""
-    return save_random_checkpoint(build_small_sam, tmp_path_factory.mktemp("ckpt") / "small_random.pth")
+    """A 'small' SAM checkpoint with seeded random weights, at input size 256 (the tests run it on
+    many frames; the input size is read back from the file, see test_models)."""
+    build = functools.partial(build_small_sam, replace(SMALL_CONFIG, img_size=TEST_SMALL_SIZE))
+    return save_random_checkpoint(build, tmp_path_factory.mktemp("ckpt") / "small_random.pth")
 
 
 @pytest.fixture(scope="session")

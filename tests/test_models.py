@@ -5,6 +5,7 @@ import functools
 import hashlib
 import http.server
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import torch
 from persam_video import models
 from persam_video.errors import PersamError
 from persam_video.models import infer_model_type, load_sam, resolve_checkpoint
+from persam_video.small_model import SMALL_CONFIG, build_small_sam
 
 from conftest import save_random_checkpoint
 
@@ -26,6 +28,17 @@ def test_small_checkpoint_loads_through_the_user_path(small_checkpoint):
     model = load_sam("small", small_checkpoint, device="cpu")
     assert not model.training
     assert same_weights(model, small_checkpoint)
+
+
+@pytest.mark.parametrize("size", [192, 320])
+def test_small_checkpoint_of_another_input_size_loads(tmp_path, size):
+    """The small model's input size comes from the file (position embedding), not from a constant."""
+    build = functools.partial(build_small_sam, replace(SMALL_CONFIG, img_size=size))
+    path = save_random_checkpoint(build, tmp_path / f"small_{size}.pth", seed=2)
+    model = load_sam("small", path, device="cpu")
+    assert model.image_encoder.img_size == size and model.prompt_encoder.image_embedding_size == (size // 16,) * 2
+    assert model.prompt_encoder.input_image_size == (size, size)
+    assert same_weights(model, path)
 
 
 def test_vit_b_random_checkpoint_loads(tmp_path):
