@@ -18,10 +18,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 
 from persam_video.cli import main as cli_main
+from persam_video.models import bundled_checkpoint, sha256_of
 from persam_video.synthetic import write_davis_dataset
 
 CONFIGS = [
@@ -46,6 +48,13 @@ def run_config(root: Path, out: Path, extra: list, model_args: list) -> dict:
         row = next(csv.DictReader(handle))
     row["seconds"] = time.perf_counter() - start
     return row
+
+
+def model_label(checkpoint: Optional[str]) -> str:
+    """Which weights were scored: the given file, or the bundled one with its sha256 prefix."""
+    path = Path(checkpoint) if checkpoint else bundled_checkpoint("small")
+    kind = "small SAM" if checkpoint else "bundled small SAM"
+    return f"{kind} {path.name} (sha256 {sha256_of(path)[:12]})"
 
 
 def main() -> None:
@@ -78,7 +87,7 @@ def main() -> None:
             rows.append((name, row))
             print(f"{name}: J&F {float(row['J&F-Mean']):.3f}", file=sys.stderr, flush=True)
     print(f"\nSynthetic DAVIS set: {args.sequences} sequences x {args.frames} frames at {height}x{width}, "
-          f"seed {args.seed}; model: bundled small SAM; machine: {os.cpu_count()} CPUs "
+          f"seed {args.seed}; model: {model_label(args.checkpoint)}; machine: {os.cpu_count()} CPUs "
           f"({platform.processor() or platform.machine()}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads\n")
     print("| configuration | J&F | J-Mean | J-Recall | J-Decay | F-Mean | F-Recall | F-Decay | seconds |")
