@@ -185,3 +185,68 @@ def test_size_schedule_and_loss_warmup(monkeypatch, tmp_path):
     assert trainer.loss_weights(0, 100) == (1.0, 0.0)  # BCE + dice first
     assert trainer.loss_weights(500, 100) == (20.0, 2.0)  # then SAM's 20 * focal + dice
     assert trainer.loss_weights(None, 100) == (20.0, 2.0)
+
+
+def test_trainer_init_from_weights_and_extend_a_run(monkeypatch, tmp_path):
+    import csv
+
+    import torch
+
+    trainer = _trainer(monkeypatch, tmp_path)
+    tiny = ["--img-size", "64", "--images", "1", "--prompts", "2", "--max-objects", "2",
+            "--threads", "1", "--warmup", "1", "--bar-interval", "60"]
+    assert trainer.main(["--run", "a", "--steps", "2"] + tiny) == 0
+    first = torch.load(tmp_path / "runs" / "a" / "last.pt", weights_only=False)["model"]
+    weights = tmp_path / "a.pth"
+    torch.save(first, weights)
+    # --init: a new run that starts from those weights (0 steps taken: exactly them)
+    assert trainer.main(["--run", "b", "--steps", "2", "--init", str(weights), "--stop-after", "0",
+                         "--seed", "1"] + tiny) == 0
+    started = torch.load(tmp_path / "runs" / "b" / "last.pt", weights_only=False)
+    assert started["step"] == 0
+    assert all(torch.equal(v, started["model"][k]) for k, v in first.items())
+    # --extend-to: a resumed run gets more steps and a stretched learning-rate schedule
+    assert trainer.main(["--run", "c", "--steps", "3", "--stop-after", "2"] + tiny) == 0
+    with pytest.raises(SystemExit):
+        trainer.main(["--run", "c", "--resume", "--extend-to", "2", "--threads", "1"])
+    assert trainer.main(["--run", "c", "--resume", "--extend-to", "5", "--threads", "1"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "runs" / "c" / "loss.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]
+    lr_3 = float(rows[2]["lr"])  # the third step, taken after the extension
+    assert lr_3 == pytest.approx(trainer.lr_at(2, 5, 4e-4, 1), rel=1e-2)
+    assert lr_3 > trainer.lr_at(2, 3, 4e-4, 1) * 1.1  # not the old, shorter cosine
+
+
+def test_loss_curve_lays_runs_end_to_end(tmp_path):
+    import csv
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "tools" / "loss_curve.py"
+    spec = importlib.util.spec_from_file_location("loss_curve", path)
+    curve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(curve)
+    fields = ["step", "loss", "focal", "dice", "iou_mse", "time", "lr", "img_size"]
+    for run, n, size, base in (("r1", 30, 256, 1.0), ("r2", 20, 512, 0.5)):
+        (tmp_path / run).mkdir()
+        with open(tmp_path / run / "loss.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            for s in range(1, n + 1):
+                w.writerow({"step": s, "loss": base + 0.001 * s, "focal": 0.1, "dice": base / 2, "iou_mse": 0.01,
+                            "time": 2.0 * s, "lr": 1e-4, "img_size": size})
+    chain = curve.read_chain(["r1", "r2"], tmp_path)
+    assert list(chain["step"]) == list(range(1, 51))
+    assert chain["minutes"][-1] == pytest.approx((60 + 40) / 60)
+    rows = curve.windows(chain, 10)
+    assert [r["steps"] for r in rows] == ["1-10", "11-20", "21-30", "31-40", "41-50"]
+    assert rows[0]["loss"] == pytest.approx(1.0055) and rows[3]["img_size"] == 512 and rows[3]["run"] == "r2"
+    out_csv, out_png = tmp_path / "out" / "c.csv", tmp_path / "out" / "c.png"
+    assert curve.main(["r1", "r2", "--runs-dir", str(tmp_path), "--every", "25", "--csv", str(out_csv),
+                       "--csv-every", "10", "--png", str(out_png)]) == 0
+    assert len(list(csv.DictReader(open(out_csv)))) == 5
+    from PIL import Image
+    with Image.open(out_png) as image:
+        assert image.size == (900, 420)
+    with pytest.raises(SystemExit):
+        curve.read_chain(["missing"], tmp_path)

@@ -461,6 +461,11 @@ def train(args: argparse.Namespace) -> Path:
                     "images", "max_objects", "clip"):
             setattr(args, key, saved[key])  # the schedule of a run is fixed when it starts
         step = ckpt["step"]
+        if args.extend_to is not None:  # ... unless asked: the cosine is stretched to the new length
+            if args.extend_to <= step:
+                raise SystemExit(f"--extend-to {args.extend_to} must be above the run's step {step}")
+            print(f"extending the run from {args.steps} to {args.extend_to} steps", flush=True)
+            args.steps = args.extend_to
         model = build_at(ckpt["img_size"], ckpt["model"])
         opt = make_optimizer(model, args.lr, args.weight_decay)
         fit_optimizer_state(opt, ckpt["optimizer"])
@@ -658,6 +663,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="start a new run from these weights (a state_dict such as the bundled one, or a run's last.pt) "
                         "instead of random ones; use another --seed than the first run so the images differ")
     p.add_argument("--resume", action="store_true", help="continue the run from its last.pt")
+    p.add_argument("--extend-to", type=int, default=None, metavar="STEPS",
+                   help="with --resume: raise the run's total steps (the learning-rate cosine is stretched "
+                        "from the current step on)")
     p.add_argument("--overwrite", action="store_true", help="start the run again even if it has a checkpoint")
     p.add_argument("--eval", action="store_true", help="report mIoU on held-out synthetic images")
     p.add_argument("--eval-images", type=int, default=40)
