@@ -19,7 +19,7 @@ from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncode
 class SmallSamConfig:
     """Sizes of the small model. ``img_size`` must be a multiple of 16."""
 
-    img_size: int = 256
+    img_size: int = 512
     encoder_dim: int = 192
     encoder_depth: int = 6
     encoder_heads: int = 3

@@ -1,9 +1,11 @@
 """The trained small SAM that ships in the package: integrity, and that it is really trained.
 
-The quality bars of issue 5 (one-point IoU >= 0.8, tracker J >= 0.7) are NOT met by the
-model trained so far (about 0.67 and 0.29, see benchmarks/README.md); these tests guard what
-it does reach, against the same architecture with seeded random weights, so that a broken,
-untrained or mismatched file fails.
+Issue 5's bars: one-point IoU >= 0.8 and tracker J >= 0.7. The bundled model (two stages,
+187 CPU-minutes, see tools/train_small_sam.py) meets the tracker bar (J 0.73 on the clip
+below) but NOT the one-point bar: its median is about 0.63 on the 10 shapes below (0.70 on
+40); a single point on a textured shape is still often read as a part or as the shape plus
+its surroundings. That test guards what it does reach, against the same architecture with
+seeded random weights, so that a broken, untrained or mismatched file fails.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ def test_bundled_weights_load_and_match_their_sha256(bundled):
     path = bundled_checkpoint("small")
     assert path.parent == BUNDLED_DIR and path.stat().st_size <= 25 * 1024 * 1024
     assert sha256_of(path) == (BUNDLED_DIR / "small_sam.sha256").read_text().split()[0]
-    assert bundled.image_encoder.img_size == 256
+    assert bundled.image_encoder.img_size == 512
 
 
 def one_point_ious(model) -> list:
@@ -59,7 +61,7 @@ def one_point_ious(model) -> list:
 def test_one_point_on_an_unseen_shape(bundled, untrained):
     trained = np.median(one_point_ious(bundled))
     baseline = np.median(one_point_ious(untrained))
-    assert trained >= 0.45 and trained >= 5 * baseline, (trained, baseline)
+    assert trained >= 0.55 and trained >= 5 * baseline, (trained, baseline)
 
 
 def tracked_j(model) -> float:
@@ -72,4 +74,5 @@ def tracked_j(model) -> float:
 
 def test_tracker_over_a_20_frame_clip(bundled, untrained):
     trained, baseline = tracked_j(bundled), tracked_j(untrained)
-    assert trained >= 0.2 and trained >= 5 * baseline, (trained, baseline)
+    assert trained >= 0.7, (trained, baseline)  # issue 5's bar
+    assert trained >= 5 * baseline, (trained, baseline)

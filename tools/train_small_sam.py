@@ -31,8 +31,26 @@ Examples::
     python tools/train_small_sam.py --run main --steps 4400 --size-schedule 0:128,2000:256,4150:512 \
         --loss-warm 600 --warmup 200 --lr 4e-4 --clip 2 --threads 1 --max-minutes 97
     python tools/train_small_sam.py --run main --resume            # continue after a kill
+    python tools/train_small_sam.py --run main --resume --extend-to 6000   # ... and train longer
     python tools/train_small_sam.py --run main --eval              # mIoU on held-out images
     python tools/train_small_sam.py --run main --export            # write persam_video/weights/
+
+The bundled weights were made in two stages (one CPU core each, ``--threads 1``; the
+minutes are this project's 2-core Xeon with the other core busy part of the time)::
+
+    # stage 1, 256 px from scratch (v2: 3000 steps, 58 min; then extended to 4200, +15 min)
+    python tools/train_small_sam.py --run v2 --steps 3000 --size-schedule 0:256 --loss-warm 100000 \
+        --lr 5e-4 --warmup 150 --clip 2 --threads 1
+    python tools/train_small_sam.py --run v2 --resume --extend-to 4200 --threads 1
+    python tools/train_small_sam.py --run v2 --no-train --export --export-to stage1.pth
+    # stage 2, 512 px from the stage-1 weights (v5: 3600 steps; planned as 2600 and extended at step 833)
+    python tools/train_small_sam.py --run v5 --init stage1.pth --seed 2 --steps 3600 --size-schedule 0:512 \
+        --loss-warm 100000 --lr 3e-4 --warmup 80 --clip 2 --threads 1
+    python tools/train_small_sam.py --run v5 --no-train --export
+
+``--loss-warm 100000`` keeps BCE + dice for the whole run instead of SAM's 20 * focal + dice:
+in these short CPU runs the focal loss left the decoder at empty masks for too long.
+``tools/loss_curve.py v2 v5`` prints the loss curve of the chain.
 """
 from __future__ import annotations
 
