@@ -291,11 +291,11 @@ def mask_paths(source: FrameSource, masks_dir: PathLike) -> Tuple[int, List[Path
     if not masks_dir.is_dir():
         raise PersamError(f"masks folder not found: {masks_dir}")
     names = source.names()
-    present = [(masks_dir / f"{name}.png").is_file() for name in names]
-    first = present.index(True) if any(present) else 0
-    names = names[first:]
     paths = [masks_dir / f"{name}.png" for name in names]
-    missing = [(name, p) for name, p in zip(names, paths) if not p.is_file()]
+    present = [p.is_file() for p in paths]
+    first = present.index(True) if any(present) else 0
+    names, paths, present = names[first:], paths[first:], present[first:]
+    missing = [(name, p) for name, p, ok in zip(names, paths, present) if not ok]
     if missing:
         name, path = missing[0]
         more = f" ({len(missing)} of {len(names)} frames have no mask)" if len(missing) > 1 else ""

@@ -182,12 +182,14 @@ def infer_model_type(state: Mapping[str, torch.Tensor]) -> Optional[str]:
     return None
 
 
-def _builders() -> Dict[str, Callable[[], torch.nn.Module]]:
+def _builders() -> Dict[str, Callable[[Optional[Mapping[str, torch.Tensor]]], torch.nn.Module]]:
+    """Model type -> builder; a builder gets the state_dict to be loaded (or None) for the sizes
+    that the file decides (the small model's input size); the others ignore it."""
     from segment_anything import sam_model_registry
 
-    from .small_model import build_small_sam
+    from .small_model import build_small_sam, config_for_state
 
-    def vit_t():
+    def vit_t(state):
         try:
             from mobile_sam import sam_model_registry as mobile_registry
         except ImportError:
@@ -197,19 +199,20 @@ def _builders() -> Dict[str, Callable[[], torch.nn.Module]]:
         return mobile_registry["vit_t"](checkpoint=None)
 
     return {
-        "vit_h": lambda: sam_model_registry["vit_h"](checkpoint=None),
-        "vit_l": lambda: sam_model_registry["vit_l"](checkpoint=None),
-        "vit_b": lambda: sam_model_registry["vit_b"](checkpoint=None),
+        "vit_h": lambda state: sam_model_registry["vit_h"](checkpoint=None),
+        "vit_l": lambda state: sam_model_registry["vit_l"](checkpoint=None),
+        "vit_b": lambda state: sam_model_registry["vit_b"](checkpoint=None),
         "vit_t": vit_t,
-        "small": build_small_sam,
+        "small": lambda state: build_small_sam(config_for_state(state)),
     }
 
 
-def build_model(model_type: str) -> torch.nn.Module:
-    """The architecture of ``model_type`` with freshly initialised weights."""
+def build_model(model_type: str, state: Optional[Mapping[str, torch.Tensor]] = None) -> torch.nn.Module:
+    """The architecture of ``model_type`` with freshly initialised weights, sized for ``state``
+    (the state_dict about to be loaded) where the file decides a size; default sizes without it."""
     if model_type not in CHECKPOINTS:
         raise PersamError(f"unknown model type {model_type!r}; choose one of {', '.join(MODEL_TYPES)}")
-    return _builders()[model_type]()
+    return _builders()[model_type](state)
 
 
 def load_sam(model_type: str = DEFAULT_MODEL_TYPE, checkpoint: Optional[os.PathLike] = None,
@@ -224,11 +227,7 @@ def load_sam(model_type: str = DEFAULT_MODEL_TYPE, checkpoint: Optional[os.PathL
     if found != model_type:
         raise PersamError(f"checkpoint {path} holds a {found} model, but model type {model_type} was asked for "
                           f"(use --model-type {found})")
-    if model_type == "small":  # its input size is whatever the checkpoint was trained at
-        from .small_model import build_small_sam, config_for_state
-        model = build_small_sam(config_for_state(state))
-    else:
-        model = build_model(model_type)
+    model = build_model(model_type, state)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

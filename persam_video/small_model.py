@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from functools import partial
-from typing import Mapping, Tuple
+from typing import Mapping, Optional, Tuple
 
 import torch
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
@@ -75,11 +75,11 @@ def build_small_sam(config: SmallSamConfig = SMALL_CONFIG) -> Sam:
     )
 
 
-def config_for_state(state: Mapping[str, torch.Tensor], base: SmallSamConfig = SMALL_CONFIG) -> SmallSamConfig:
+def config_for_state(state: Optional[Mapping[str, torch.Tensor]], base: SmallSamConfig = SMALL_CONFIG) -> SmallSamConfig:
     """The configuration a small-model state_dict was trained at: its input size is read from
     the shape of the absolute position embedding (one cell per 16-pixel patch), so a checkpoint
-    trained at another input size than the bundled one still loads."""
-    pos = state.get("image_encoder.pos_embed")
+    trained at another input size than the bundled one still loads. ``base`` without a state."""
+    pos = None if state is None else state.get("image_encoder.pos_embed")
     if pos is None or pos.dim() != 4 or pos.shape[1] != pos.shape[2]:
         return base
     return replace(base, img_size=int(pos.shape[1]) * 16)

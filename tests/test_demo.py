@@ -11,6 +11,8 @@ from persam_video.cli_demo import DEMO_SIZE, Score, format_scores, score_masks
 from persam_video.frames import open_frames
 from persam_video.masks import read_label_png
 
+from conftest import assert_one_line_error
+
 
 def test_demo_writes_clip_truth_masks_overlay_and_prints_scores(small_checkpoint, tmp_path, capsys):
     out = tmp_path / "demo"
@@ -43,12 +45,7 @@ def test_demo_without_bundled_weights_says_so_in_one_line(tmp_path, capsys, monk
     monkeypatch.setattr(models, "BUNDLED_DIR", tmp_path / "no-weights")
     out = tmp_path / "demo"
     code = main(["demo", "--out", str(out), "--frames", "5", "--device", "cpu", "--quiet"])
-    err = capsys.readouterr().err
-    assert code == 2
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("persam-video: error: ")
-    assert "bundled small weights are missing" in lines[0]
+    assert_one_line_error(code, capsys.readouterr().err, "bundled small weights are missing")
     assert not (out / "masks").exists()  # nothing ran
 
 
