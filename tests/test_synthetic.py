@@ -215,6 +215,49 @@ def test_trainer_init_from_weights_and_extend_a_run(monkeypatch, tmp_path):
     lr_3 = float(rows[2]["lr"])  # the third step, taken after the extension
     assert lr_3 == pytest.approx(trainer.lr_at(2, 5, 4e-4, 1), rel=1e-2)
     assert lr_3 > trainer.lr_at(2, 3, 4e-4, 1) * 1.1  # not the old, shorter cosine
+    # --prompt-mix is part of the run: a resumed run keeps it (same weights as one go)
+    for run, stop in (("d", []), ("e", ["--stop-after", "1"])):
+        assert trainer.main(["--run", run, "--steps", "2", "--prompt-mix", "tracker"] + stop + tiny) == 0
+    assert trainer.main(["--run", "e", "--resume", "--threads", "1"]) == 0
+    d, e = (torch.load(tmp_path / "runs" / r / "last.pt", weights_only=False)["model"] for r in "de")
+    assert all(torch.equal(v, e[k]) for k, v in d.items())
+    assert not all(torch.equal(v, first[k]) for k, v in d.items())  # (the mix changes the data)
+
+
+def test_tracker_prompt_mix_sends_persam_prompts_and_trains_every_output(monkeypatch, tmp_path):
+    import torch
+
+    trainer = _trainer(monkeypatch, tmp_path)
+    rng = np.random.default_rng(0)
+    masks = []
+    for y0, x0, r in ((20, 30, 8), (60, 70, 12), (5, 100, 6)):
+        yy, xx = np.mgrid[:96, :128]
+        masks.append(np.hypot(yy - y0, xx - x0) <= r)
+    first = trainer.first_prompts(rng, masks, (96, 128), 512, {"persam": 1.0})
+    for prompt, mask in zip(first, masks):
+        x0, y0, x1, y1 = trainer._box(mask)
+        bx0, by0, bx1, by1 = prompt.box
+        assert 0 <= bx0 <= x0 + 3 and 0 <= by0 <= y0 + 3 and x1 - 3 <= bx1 <= 127 and y1 - 3 <= by1 <= 95
+        cx, cy, label = prompt.points[-1]  # the widened box's centre, labelled positive
+        assert (cx, cy, label) == ((bx0 + bx1) // 2, (by0 + by1) // 2, 1)
+        assert 2 <= len(prompt.points) <= 3 and all(p[2] == 1 for p in prompt.points)
+        assert prompt.multimask and prompt.every_output
+    widened = [trainer._widened_box(np.random.default_rng(i), (40.0, 40.0, 60.0, 60.0), (512, 512), 512)
+               for i in range(200)]
+    margins = np.array([[40 - b[0], 40 - b[1], b[2] - 60, b[3] - 60] for b in widened])
+    assert margins.mean() > 8 and margins.max() > 20  # looser than SAM's box noise (10 % of the side)
+    refined = trainer.refine_prompts(rng, first, masks, [m.copy() for m in masks], (96, 128), 512)
+    assert all(p.every_output for p in refined)
+    assert not any(p.every_output for p in trainer.first_prompts(rng, masks, (96, 128), 512))  # "sam" mix
+    # losses: a flagged prompt trains the mean of outputs 1..3, an unflagged one its best output
+    gt = torch.zeros(2, 8, 8)
+    gt[:, 2:6, 2:6] = 1
+    low = torch.full((2, 4, 8, 8), -5.0)
+    low[:, 1, 2:6, 2:6] = 5.0  # output 1 is right, outputs 2 and 3 are empty
+    iou = torch.zeros(2, 4)
+    multi = torch.tensor([True, True])
+    f, d, _, _ = trainer.prompt_losses(low, iou, gt, multi, every=torch.tensor([False, True]))
+    assert d[0] < 0.05 and d[1] > 0.5 and f[1] > f[0]
 
 
 def test_loss_curve_lays_runs_end_to_end(tmp_path):

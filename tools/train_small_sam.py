@@ -82,7 +82,13 @@ WEIGHTS = ROOT / "persam_video" / "weights" / "small_sam.pth"
 EVAL_SEED = 987_654_321  # held-out images: never used for training (training uses (seed, step))
 
 # prompt modes of pass 1: name -> probability
-MODES = {"point1": 0.25, "posneg": 0.30, "box": 0.15, "pointbox": 0.30}
+# pass-1 prompt mixes (--prompt-mix): "sam" is SAM's kinds of prompts (stages 1-2 of the
+# bundled weights); "tracker" adds the prompts the PerSAM tracker itself sends (stage 3)
+PROMPT_MIXES = {
+    "sam": {"point1": 0.25, "posneg": 0.30, "box": 0.15, "pointbox": 0.30},
+    "tracker": {"point1": 0.25, "posneg": 0.20, "box": 0.10, "pointbox": 0.15, "persam": 0.30},
+}
+MODES = PROMPT_MIXES["sam"]
 
 
 # ----------------------------------------------------------------------------- model
@@ -188,12 +194,27 @@ def _jitter_box(rng: np.random.Generator, box: Tuple[float, ...], size: int) -> 
     return tuple(float(v) for v in out)
 
 
+def _widened_box(rng: np.random.Generator, box: Tuple[float, ...], valid: Tuple[int, int],
+                 size: int) -> Tuple[float, ...]:
+    """The tracker's box prior: the tight box widened by one margin on every side (0-24 px
+    at input 512, i.e. PerSAM's 10 px on frames of 210-1000 px), clamped to the image."""
+    x0, y0, x1, y1 = box
+    m = rng.uniform(0, 24) * size / 512 + rng.normal(0, 1, 4)
+    h, w = valid
+    return (float(max(0.0, x0 - m[0])), float(max(0.0, y0 - m[1])),
+            float(min(w - 1.0, x1 + m[2])), float(min(h - 1.0, y1 + m[3])))
+
+
 class Prompt:
-    """One prompt of one target: points (x, y, label), optional box, multimask flag."""
+    """One prompt of one target: points (x, y, label), optional box, multimask flag.
+
+    ``every_output``: train all three multimask outputs (the tracker's box prompts use them
+    all: PerSAM keeps the largest, PerSAM-F a weighted sum), not only the best one."""
 
     def __init__(self, target: int, points: List[Tuple[float, float, int]], box: Optional[Tuple[float, ...]],
-                 multimask: bool):
+                 multimask: bool, every_output: bool = False):
         self.target, self.points, self.box, self.multimask = target, points, box, multimask
+        self.every_output = every_output
 
     def key(self) -> Tuple[int, bool]:
         return len(self.points), self.box is not None
@@ -216,6 +237,15 @@ def first_prompts(rng: np.random.Generator, masks: List[np.ndarray], valid: Tupl
             prompts.append(Prompt(i, pts, None, False))
         elif mode == "box":
             prompts.append(Prompt(i, [], _jitter_box(rng, _box(mask), size), False))
+        elif mode == "persam":
+            # what the tracker sends: 1-2 positive points (its confidence peaks, mostly on the
+            # object) + the widened box's centre, labelled positive even where it misses the
+            # object (a ring's hole), + the widened box; multimask
+            box = _widened_box(rng, _box(mask), valid, size)
+            pts = [pos() if rng.random() < 0.9 else (*_negative_point(rng, mask, valid)[:2], 1)
+                   for _ in range(1 if rng.random() < 0.6 else 2)]
+            pts.append(((box[0] + box[2]) // 2, (box[1] + box[3]) // 2, 1))
+            prompts.append(Prompt(i, pts, box, True, every_output=True))
         else:
             pts = [pos() for _ in range(int(rng.integers(1, 3)))]
             if rng.random() < 0.5:
@@ -247,7 +277,7 @@ def refine_prompts(rng: np.random.Generator, first: List[Prompt], masks: List[np
             box = _box(pm)
         elif p.box is not None:
             box = p.box
-        prompts.append(Prompt(p.target, pts, box, True))
+        prompts.append(Prompt(p.target, pts, box, True, p.every_output))
     return prompts
 
 
@@ -329,12 +359,14 @@ def loss_weights(step: Optional[int], warm: int) -> Tuple[float, float]:
 
 
 def prompt_losses(low: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor, multimask: torch.Tensor,
-                  both: bool = False, focal_weight: float = 20.0, gamma: float = 2.0) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                  both: bool = False, focal_weight: float = 20.0, gamma: float = 2.0,
+                  every: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-prompt losses. ``low`` (P, 4, h, w) logits, ``gt`` (P, h, w) soft targets.
 
     Single-mask prompts train output 0; multimask prompts the min-loss output of 1..3;
-    with ``both`` each prompt trains the mean of the two. The IoU head is trained on all
-    four outputs. Returns (focal, dice, iou_mse, selected_index) per prompt."""
+    with ``both`` each prompt trains the mean of the two; prompts flagged in ``every``
+    train the mean of outputs 1..3. The IoU head is trained on all four outputs.
+    Returns (focal, dice, iou_mse, selected_index) per prompt."""
     target = gt[:, None].expand_as(low)
     focal = focal_loss(low, target, gamma=gamma)
     dice = dice_loss(low, target)
@@ -347,6 +379,9 @@ def prompt_losses(low: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor, m
         d = 0.5 * (dice[rows, 0] + dice[rows, best])
     else:
         f, d = focal[rows, sel], dice[rows, sel]
+    if every is not None and bool(every.any()):
+        f = torch.where(every, focal[:, 1:].mean(dim=1), f)
+        d = torch.where(every, dice[:, 1:].mean(dim=1), d)
     with torch.no_grad():
         actual = mask_iou(low, target)
     mse = ((iou_pred - actual) ** 2).mean(dim=1)
@@ -354,7 +389,8 @@ def prompt_losses(low: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor, m
 
 
 def train_step(model, rng: np.random.Generator, size: int, prompts_per_image: int, images: int,
-               max_objects: int, focal_weight: float = 20.0, gamma: float = 2.0) -> Dict[str, torch.Tensor]:
+               max_objects: int, focal_weight: float = 20.0, gamma: float = 2.0,
+               mix: Dict[str, float] = MODES) -> Dict[str, torch.Tensor]:
     """Losses of one step: ``images`` fresh images, each with ``prompts_per_image`` prompts, two passes."""
     grid4 = model.prompt_encoder.mask_input_size[0]
     batch = []
@@ -378,10 +414,11 @@ def train_step(model, rng: np.random.Generator, size: int, prompts_per_image: in
         gt = torch.from_numpy(np.stack([cv2.resize(m.astype(np.float32), (grid4, grid4), interpolation=cv2.INTER_AREA)
                                         for m in masks]))
         emb = embeddings[b:b + 1]
-        first = first_prompts(rng, masks, valid, size)
+        first = first_prompts(rng, masks, valid, size, mix)
         low, iou = decode(model, emb, first)
         multi = torch.tensor([p.multimask for p in first])
-        f1, d1, m1, sel = prompt_losses(low, iou, gt, multi, focal_weight=focal_weight, gamma=gamma)
+        every = torch.tensor([p.every_output for p in first])
+        f1, d1, m1, sel = prompt_losses(low, iou, gt, multi, focal_weight=focal_weight, gamma=gamma, every=every)
         prev_low = low[torch.arange(len(first)), sel].detach()[:, None]
         prev_masks = []
         for j in range(len(first)):
@@ -478,6 +515,7 @@ def train(args: argparse.Namespace) -> Path:
         for key in ("steps", "hires_from", "img_size", "size_schedule", "loss_warm", "seed", "lr", "warmup", "weight_decay", "prompts",
                     "images", "max_objects", "clip"):
             setattr(args, key, saved[key])  # the schedule of a run is fixed when it starts
+        args.prompt_mix = saved.get("prompt_mix", "sam")  # runs from before the option: "sam"
         step = ckpt["step"]
         if args.extend_to is not None:  # ... unless asked: the cosine is stretched to the new length
             if args.extend_to <= step:
@@ -547,7 +585,8 @@ def train(args: argparse.Namespace) -> Path:
                 group["lr"] = lr
             rng = np.random.default_rng([args.seed, step])
             fw, gamma = loss_weights(step, args.loss_warm)
-            losses = train_step(model, rng, size, args.prompts, args.images, args.max_objects, fw, gamma)
+            losses = train_step(model, rng, size, args.prompts, args.images, args.max_objects, fw, gamma,
+                                PROMPT_MIXES[args.prompt_mix])
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
             if args.clip > 0:
@@ -670,6 +709,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--clip", type=float, default=1.0, help="gradient norm clip, 0 for none")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prompt-mix", choices=sorted(PROMPT_MIXES), default="sam",
+                   help="pass-1 prompts: 'sam' (points, boxes, points+box) or 'tracker' (adds "
+                        "PerSAM's own: peak point(s) + widened-box centre + widened box, all "
+                        "three multimask outputs trained) (default sam)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--save-every-min", type=float, default=3.0)
     p.add_argument("--max-minutes", type=float, default=None,
