@@ -14,6 +14,7 @@ import argparse
 import csv
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -38,7 +39,12 @@ CONFIGS = [
 
 
 def run_config(root: Path, out: Path, extra: list, model_args: list) -> dict:
-    """Run and score one configuration; returns the global row of the CSV plus seconds."""
+    """Run and score one configuration; returns the global row of the CSV plus seconds.
+
+    Results left in ``out`` by an earlier run (``--keep``) are deleted first: the runner
+    would skip their sequences, and the table would time and score old masks."""
+    if out.exists():
+        shutil.rmtree(out)
     start = time.perf_counter()
     code = cli_main(["davis", "run", "--davis-root", str(root), "--subset", "val", "--out", str(out),
                      "--eval", "--quiet", *model_args, *extra])

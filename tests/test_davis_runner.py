@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from persam_video.cli import main
 from persam_video.masks import read_label_png, write_label_png
@@ -87,6 +88,29 @@ def test_rerun_redoes_unmarked_sequences_and_skips_done_ones(davis, full_run, sm
     assert not (partial / "99999.png").exists()
     assert (partial / ".done").is_file()
     assert {f: f.stat().st_mtime_ns for f in done} == stamps
+
+
+def test_a_rerun_with_other_weights_or_options_names_what_changed(davis, full_run, small_checkpoint, tmp_path,
+                                                                   capsys):
+    root, names = davis
+    out = tmp_path / "changed"
+    shutil.copytree(full_run, out)
+    other = tmp_path / "same_path_other_weights.pth"  # a retrained file: same type, other bytes
+    state = torch.load(small_checkpoint, map_location="cpu")
+    state = {k: v + 0.01 if v.is_floating_point() else v for k, v in state.items()}
+    torch.save(state, other)
+    before = png_bytes(out)
+    args = ["davis", "run", "--davis-root", root, "--subset", "val", "--out", out, "--sequences", names[0],
+            *model_args(other)]
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    assert "done already, skipped (made with other settings: weights_sha256=" in err
+    assert png_bytes(out) == before  # skipping keeps the results; the note says how to redo them
+    code, _, err = run_cli(davis_run(root, out, small_checkpoint, "--sequences", names[0], "--margin", 5), capsys)
+    assert code == 0 and "margin=10" in err and "weights_sha256" not in err
+    code, _, err = run_cli(davis_run(root, out, small_checkpoint, "--sequences", names[0]), capsys)
+    assert code == 0 and "other settings" not in err  # the same settings: skipped silently (--quiet)
+    assert png_bytes(out) == before
 
 
 def test_a_bad_marker_is_not_taken_as_done(davis, full_run, small_checkpoint, tmp_path, capsys):

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from ..cli_options import add_method_options, add_model_options, model_from_args, name_list, tracker_options
 from ..errors import PersamError
 from ..masks import atomic_write
+from ..models import bundled_checkpoint, sha256_of
 from ..pipeline import prepare_job, run_job
 from ..tracker import VideoSegmenter
 from .layout import DavisLayout
@@ -102,6 +103,26 @@ def check_sequence(layout: DavisLayout, name: str, results: Path) -> SequenceTas
     return SequenceTask(name, str(layout.frame_dir(name)), str(seed), str(results / name))
 
 
+def run_settings(args: argparse.Namespace) -> Dict[str, object]:
+    """What decides a sequence's masks: the method options, the model type and the weights
+    (their sha256, so a retrained checkpoint at the same path counts as different)."""
+    settings: Dict[str, object] = {key: getattr(args, key) for key in _METHOD_KEYS}
+    settings["model_type"] = args.model_type
+    try:
+        path = Path(args.checkpoint) if args.checkpoint else bundled_checkpoint(args.model_type)
+        settings["weights_sha256"] = sha256_of(path)[:16]
+    except (PersamError, KeyError, OSError):
+        settings["weights_sha256"] = None  # no such file: loading the model reports it
+    return settings
+
+
+def changed_settings(before: Optional[dict], now: Dict[str, object]) -> List[str]:
+    """``key=old`` for each setting that differs from the marker's (all of them if it has none)."""
+    if not isinstance(before, dict):
+        return ["unknown (marker from an older version)"]
+    return [f"{key}={before.get(key)!r}" for key in now if before.get(key) != now[key]]
+
+
 def read_marker(folder: Path) -> Optional[dict]:
     """The marker of a finished sequence, or None (missing or unreadable: not done)."""
     try:
@@ -152,7 +173,7 @@ class _Runner:
                   "objects": [int(k) for k in summary.objects], "method": self.args.method,
                   "model_type": self.args.model_type,
                   "checkpoint": None if self.args.checkpoint is None else str(self.args.checkpoint),
-                  "fit_iterations": self.args.fit_iterations if self.args.method == "persam-f" else None,
+                  "settings": self.args.settings,
                   "encoder": round(summary.encoder, 3), "decoder": round(summary.decoder, 3),
                   "fit": round(summary.fit, 3)}
         write_marker(Path(task.out), record)
@@ -202,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
     tracker_options(args)  # a bad method option fails here, before any model is loaded
 
     log = (lambda text: None) if args.quiet else (lambda text: tqdm.write(text, file=sys.stderr))
+    settings = run_settings(args)
     todo: List[SequenceTask] = []
     for task in tasks:
         marker = read_marker(Path(task.out))
@@ -209,13 +231,15 @@ def run(args: argparse.Namespace) -> int:
             clear_partial(Path(task.out))
             todo.append(task)
             continue
-        note = ""
-        if (marker.get("method"), marker.get("model_type")) != (args.method, args.model_type):
-            note = (f" (made with --method {marker.get('method')} --model-type {marker.get('model_type')}; "
-                    f"delete {Path(task.out) / MARKER} to redo it)")
-        log(f"{task.name}: done already, skipped{note}")
+        changed = changed_settings(marker.get("settings"), settings)
+        if changed:  # a warning, printed even with --quiet: these results are not what was asked for
+            tqdm.write(f"{task.name}: done already, skipped (made with other settings: {', '.join(changed)}; "
+                       f"delete {Path(task.out) / MARKER} to redo it)", file=sys.stderr)
+        else:
+            log(f"{task.name}: done already, skipped")
 
     options = {key: getattr(args, key) for key in _MODEL_KEYS + _METHOD_KEYS}
+    options["settings"] = settings
     workers = min(args.workers, len(todo)) if todo else 1
     with tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="seq", desc="sequences",
               disable=args.quiet, dynamic_ncols=True, position=0) as bar:
