@@ -53,6 +53,10 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--redetect-ratio", type=float, default=0.8, metavar="R",
                        help="a vanished object is re-detected only where its confidence reaches R times "
                             "its confidence on the seed frame (default: 0.8)")
+    group.add_argument("--quality-gate", type=float, default=0.0, metavar="R",
+                       help="presence check, not in the public recipe: keep a frame's mask only when SAM's "
+                            "predicted IoU for it reaches R times the one on the seed frame, else count the "
+                            "object as absent there (e.g. 0.8; default 0: off)")
     group.add_argument("--fit-iterations", type=int, default=800, metavar="N",
                        help="PerSAM-F fitting iterations (default: 800)")
 
@@ -83,7 +87,8 @@ def tracker_options(args: argparse.Namespace) -> TrackerOptions:
     return TrackerOptions(method=args.method, topk=args.topk, margin=args.margin, target_mode=args.target_mode,
                           negative_point=args.negative_point, guided_attention=args.guided_attention,
                           semantic_prompt=args.semantic_prompt, keep_box_frames=args.keep_box_frames,
-                          redetect_ratio=args.redetect_ratio, fit_iterations=args.fit_iterations)
+                          redetect_ratio=args.redetect_ratio, quality_gate=args.quality_gate,
+                          fit_iterations=args.fit_iterations)
 
 
 def model_from_args(args: argparse.Namespace, progress: bool = True) -> torch.nn.Module:

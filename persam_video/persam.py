@@ -8,7 +8,7 @@ Points and boxes are (x, y) pixels of the original frame.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -257,51 +257,68 @@ def _box_tensor(boxes: Sequence[Optional[np.ndarray]], fallback: torch.Tensor) -
     return torch.stack(rows)
 
 
+class Decoding(NamedTuple):
+    """The result of one frame's cascade for a batch of objects."""
+
+    logits: torch.Tensor  # (N, H, W) full-resolution logits, -inf where an object was not found
+    found: torch.Tensor  # (N,) bool
+    scores: torch.Tensor  # (N,) SAM's predicted IoU of the kept mask (0 where not found)
+
+
 class Cascade:
     """Keeps, per object, the last non-empty result of a cascade of decoder passes."""
 
     def __init__(self, n: int, like: torch.Tensor):
         self.logits = torch.full((n,) + tuple(like.shape[-2:]), float("-inf"), device=like.device)
+        self.scores = torch.zeros(n, device=like.device)
         self.active = torch.ones(n, dtype=torch.bool, device=like.device)
         self.found = torch.zeros(n, dtype=torch.bool, device=like.device)
 
-    def update(self, logits: torch.Tensor) -> None:
-        """Accept ``logits`` for the still-active objects whose mask is non-empty; stop the others."""
+    def update(self, logits: torch.Tensor, scores: torch.Tensor) -> None:
+        """Accept ``logits`` (and their predicted IoU ``scores``) for the still-active objects
+        whose mask is non-empty; stop the others."""
         nonempty = (logits > 0).flatten(1).any(dim=1)
         take = self.active & nonempty
         self.logits[take] = logits[take]
+        self.scores[take] = scores[take].to(self.scores.dtype)
         self.found |= take
         self.active &= nonempty
+
+    def result(self) -> Decoding:
+        return Decoding(self.logits, self.found, self.scores)
 
 
 def decode_persam(predictor: SamPredictor, prompts: Prompts, switches: Switches = Switches(),
                   attention_maps: Optional[torch.Tensor] = None,
-                  target_means: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                  target_means: Optional[torch.Tensor] = None) -> Decoding:
     """Training-free PerSAM on one frame for a batch of objects (section 4).
 
-    Returns full-resolution logits (N, H, W) (``-inf`` where an object is absent) and a
-    bool (N,) telling which objects were found.
+    Returns full-resolution logits (N, H, W) (``-inf`` where an object is absent), a bool
+    (N,) telling which objects were found and the predicted IoU of each kept mask.
     """
     first = predict(predictor, prompts,
                     attention_maps=attention_maps if switches.guided_attention else None,
                     target_means=target_means if switches.semantic_prompt else None)
     full = first.logits
     choice = largest_mask(full, predictor.model.mask_threshold)
-    logits = full[torch.arange(choice.shape[0]), choice]
-    low = first.low_res[torch.arange(choice.shape[0]), choice][:, None]
+    rows = torch.arange(choice.shape[0], device=choice.device)
+    logits = full[rows, choice]
+    low = first.low_res[rows, choice][:, None]
     cascade = Cascade(logits.shape[0], logits)
-    cascade.update(logits)
+    cascade.update(logits, first.scores[rows, choice])
 
     no_box = Prompts(prompts.points, prompts.labels, None)
     second = predict(predictor, no_box, mask_input=low)
-    logits, low = second.take(second.scores.argmax(dim=1))
-    cascade.update(logits)
+    best = second.scores.argmax(dim=1)
+    logits, low = second.take(best)
+    cascade.update(logits, second.scores[rows, best])
 
     boxes = _box_tensor(tight_boxes(cascade.logits > 0), fallback=_fallback_boxes(prompts, logits))
     third = predict(predictor, Prompts(prompts.points, prompts.labels, boxes), mask_input=low)
-    logits, _ = third.take(third.scores.argmax(dim=1))
-    cascade.update(logits)
-    return cascade.logits, cascade.found
+    best = third.scores.argmax(dim=1)
+    logits, _ = third.take(best)
+    cascade.update(logits, third.scores[rows, best])
+    return cascade.result()
 
 
 def _fallback_boxes(prompts: Prompts, like: torch.Tensor) -> torch.Tensor:
@@ -322,8 +339,9 @@ def fuse(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 def decode_persam_f(predictor: SamPredictor, prompts: Prompts, weights: torch.Tensor,
                     switches: Switches = Switches(), attention_maps: Optional[torch.Tensor] = None,
-                    target_means: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-    """PerSAM-F on one frame for a batch of objects (section 5). Same returns as :func:`decode_persam`."""
+                    target_means: Optional[torch.Tensor] = None) -> Decoding:
+    """PerSAM-F on one frame for a batch of objects (section 5). Same returns as :func:`decode_persam`
+    (the fused first mask's score is the same weighted sum of the three scores)."""
     first = predict(predictor, prompts,
                     attention_maps=attention_maps if switches.guided_attention else None,
                     target_means=target_means if switches.semantic_prompt else None)
@@ -332,18 +350,22 @@ def decode_persam_f(predictor: SamPredictor, prompts: Prompts, weights: torch.Te
     low = fuse(first.low_res, weights)[:, None]
     fused = first.upscale(low)[:, 0]
     empty = ~(fused > 0).flatten(1).any(dim=1)
+    score = fuse(first.scores, weights)
     if bool(empty.any()):
         best, _ = first.take(first.scores.argmax(dim=1))
         fused = torch.where(empty[:, None, None], best, fused)
+        score = torch.where(empty, first.scores.max(dim=1).values, score)
     cascade = Cascade(fused.shape[0], fused)
-    cascade.update(fused)
+    cascade.update(fused, score)
 
+    rows = torch.arange(fused.shape[0], device=fused.device)
     for _ in range(2):
         boxes = _box_tensor(tight_boxes(cascade.logits > 0), fallback=_fallback_boxes(prompts, fused))
         step = predict(predictor, Prompts(prompts.points, prompts.labels, boxes), mask_input=low)
-        logits, low = step.take(step.scores.argmax(dim=1))
-        cascade.update(logits)
-    return cascade.logits, cascade.found
+        best = step.scores.argmax(dim=1)
+        logits, low = step.take(best)
+        cascade.update(logits, step.scores[rows, best])
+    return cascade.result()
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

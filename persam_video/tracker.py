@@ -41,6 +41,10 @@ class TrackerOptions:
     semantic_prompt: bool = False
     keep_box_frames: int = 3  # frames an absent object keeps its last box before re-detection
     redetect_ratio: float = 0.8  # re-detection needs top similarity >= ratio x the seed's
+    # presence check (off at 0, not in the public recipe): a frame's mask is kept only when
+    # SAM's predicted IoU for it is >= ratio x the one on the seed frame; else the object
+    # counts as absent there (its box is kept a while, then it is searched for)
+    quality_gate: float = 0.0
     fit_iterations: int = 800
     fit_lr: float = 4e-4
 
@@ -51,6 +55,8 @@ class TrackerOptions:
             self.topk = 2 if self.method == "persam" else 1
         if self.topk < 1:
             raise PersamError("topk must be at least 1")
+        if not 0.0 <= self.quality_gate <= 1.0:
+            raise PersamError(f"the quality gate is a ratio in [0, 1], not {self.quality_gate}")
         if self.target_mode not in ("mean-max", "mean"):
             raise PersamError(f"unknown target mode {self.target_mode!r}; choose mean-max or mean")
 
@@ -63,6 +69,7 @@ class ObjectState:
     feature: Optional[torch.Tensor]  # L2-normalised target embedding (C,); None: nothing to track
     mean: Optional[torch.Tensor]  # mean embedding before normalisation (C,)
     reference_similarity: float = 1.0  # top confidence on the seed frame
+    reference_quality: float = 0.0  # SAM's predicted IoU for the object on the seed frame
     weights: Optional[torch.Tensor] = None  # PerSAM-F scale weights (2,)
     box: Optional[np.ndarray] = None  # widened box of the last mask (x0, y0, x1, y1)
     missing: int = 0  # frames since the object was last seen
@@ -115,8 +122,8 @@ class VideoSegmenter:
             if k in loaded:
                 record = loaded[k]
                 obj = ObjectState(k, record["feature"].to(self.device), record["mean"].to(self.device),
-                                  float(record["reference_similarity"]),
-                                  None if record.get("weights") is None else record["weights"].to(self.device))
+                                  reference_similarity=float(record["reference_similarity"]),
+                                  weights=None if record.get("weights") is None else record["weights"].to(self.device))
             elif box is None:
                 warnings.warn(f"object {k} is empty in the seed mask: it will not be tracked")
                 obj = ObjectState(k, None, None)
@@ -134,7 +141,20 @@ class VideoSegmenter:
                     obj.reference_similarity = float(sim[inside].max()) if bool(inside.any()) else float(sim.max())
             if self.options.method == "persam-f":
                 self._fit(live, maps, seed)
+            if self.options.quality_gate > 0:
+                self._reference_quality(live, maps)
         return np.where(np.isin(seed, ids), seed, 0).astype(np.uint8)
+
+    @torch.no_grad()
+    def _reference_quality(self, live: List[ObjectState], maps: torch.Tensor) -> None:
+        """The quality gate's reference: each object decoded on its own seed frame, as a later
+        frame would be (the seed's box prior), and SAM's predicted IoU for the result."""
+        rows = [self.objects.index(o) for o in live]
+        boxed = [j for j, o in enumerate(live) if o.box is not None]
+        if boxed:
+            scores = self._decode([rows[j] for j in boxed], maps[boxed], with_box=True, gate=False).scores
+            for j, score in zip(boxed, scores.tolist()):
+                live[j].reference_quality = score
 
     def _fit(self, live: List[ObjectState], maps: torch.Tensor, seed: np.ndarray) -> None:
         """Fit PerSAM-F weights for objects that have a seed box and no loaded weights."""
@@ -178,7 +198,7 @@ class VideoSegmenter:
             for group, with_box in ((boxed, True), (searching, False)):
                 if group:
                     rows = [live[j] for j in group]
-                    logits[rows] = self._decode(rows, maps[group], with_box)
+                    logits[rows] = self._decode(rows, maps[group], with_box).logits
         labels = persam.label_map(logits, [o.obj_id for o in self.objects]) if self.objects else \
             np.zeros(self._frame_size, np.uint8)
         self._update_boxes(labels)
@@ -209,8 +229,9 @@ class VideoSegmenter:
             torch.cuda.synchronize()
         self.timings.encoder += time.perf_counter() - start
 
-    def _decode(self, rows: List[int], maps: torch.Tensor, with_box: bool) -> torch.Tensor:
-        """Decode the objects ``rows`` together; returns their full-resolution logits."""
+    def _decode(self, rows: List[int], maps: torch.Tensor, with_box: bool, gate: bool = True) -> persam.Decoding:
+        """Decode the objects ``rows`` together; with ``gate``, objects that fail the
+        re-detection or quality gate get ``-inf`` logits (not found)."""
         objs = [self.objects[i] for i in rows]
         opts = self.options
         points = [persam.top_points(maps, opts.topk)]
@@ -231,15 +252,22 @@ class VideoSegmenter:
         if opts.method == "persam-f":
             weights = torch.stack([o.weights if o.weights is not None
                                    else torch.full((2,), 1 / 3, device=self.device) for o in objs])
-            logits, found = persam.decode_persam_f(self.predictor, prompts, weights, switches, maps, means)
+            result = persam.decode_persam_f(self.predictor, prompts, weights, switches, maps, means)
         else:
-            logits, found = persam.decode_persam(self.predictor, prompts, switches, maps, means)
+            result = persam.decode_persam(self.predictor, prompts, switches, maps, means)
+        if not gate:
+            return result
+        rejected = torch.zeros(len(objs), dtype=torch.bool, device=self.device)
         if not with_box:
             # re-detection: accept only where the target is clearly there
             top = maps.flatten(1).max(dim=1).values
             needed = torch.tensor([o.reference_similarity * opts.redetect_ratio for o in objs], device=self.device)
-            logits[top < needed] = float("-inf")
-        return logits
+            rejected |= top < needed
+        if opts.quality_gate > 0:
+            needed = torch.tensor([o.reference_quality * opts.quality_gate for o in objs], device=self.device)
+            rejected |= result.scores < needed
+        result.logits[rejected] = float("-inf")
+        return persam.Decoding(result.logits, result.found & ~rejected, result.scores)
 
     def _update_boxes(self, labels: np.ndarray) -> None:
         """Each object's next box prior from this frame's label map (kept a while if it vanished)."""

@@ -237,3 +237,35 @@ def test_switches_work_on_mobile_sam_decoders(tmp_path, clip):
         again = persam.predict(predictor, prompts).low_res
     assert (base - switched).abs().max() > 1e-4
     assert torch.equal(base, again)
+
+
+def test_decoders_report_the_predicted_iou_of_the_kept_mask(predictor, monkeypatch):
+    """Scripted decoder passes: the score is that of the mask the cascade keeps (the first
+    pass's largest for PerSAM, the fused one for PerSAM-F, then the best-scored ones), and
+    stays at the last non-empty pass's when a pass comes back empty."""
+    h, w = predictor.model.prompt_encoder.mask_input_size
+
+    def scripted(areas, scores):
+        low = torch.full((1, 3, h, w), -4.0)
+        for k, side in enumerate(areas):
+            low[0, k, :side, :side] = 4.0
+        return persam.Decoded(scores=torch.tensor([scores]), low_res=low, predictor=predictor)
+
+    prompts = persam.Prompts(torch.tensor([[[20.0, 20.0]]]), torch.ones(1, 1), torch.tensor([[0.0, 0.0, 60.0, 60.0]]))
+    cases = [
+        # PerSAM: largest of pass 1 (0.3, not the best 0.9), then best of passes 2 and 3
+        (persam.decode_persam, [([8, 20, 4], [0.9, 0.3, 0.5]), ([8, 8, 8], [0.1, 0.6, 0.2]),
+                                ([8, 8, 8], [0.7, 0.2, 0.1])], 0.7),
+        # ... and pass 3's best mask is empty: pass 2's mask and score stay
+        (persam.decode_persam, [([8, 20, 4], [0.9, 0.3, 0.5]), ([8, 8, 8], [0.1, 0.6, 0.2]),
+                                ([0, 8, 8], [0.7, 0.2, 0.1])], 0.6),
+        # PerSAM-F: the fused score, then an empty best mask in pass 2 stops the cascade
+        (lambda pr, pm: persam.decode_persam_f(pr, pm, torch.tensor([[0.25, 0.5]])),
+         [([8, 8, 8], [0.4, 0.8, 0.2]), ([0, 8, 8], [0.9, 0.2, 0.1]), ([8, 8, 8], [0.5, 0.2, 0.1])],
+         0.25 * 0.4 + 0.25 * 0.8 + 0.5 * 0.2),
+    ]
+    for decode, passes, expected in cases:
+        queue = [scripted(*p) for p in passes]
+        monkeypatch.setattr(persam, "predict", lambda *a, **k: queue.pop(0))
+        result = decode(predictor, prompts)
+        assert bool(result.found[0]) and result.scores[0].item() == pytest.approx(expected), (passes, expected)

@@ -77,6 +77,39 @@ def test_absent_object_is_decoded_without_a_box_and_gated(small_model, clip, mon
     assert 3 in labels
 
 
+@pytest.mark.parametrize("method", ["persam", "persam-f"])
+def test_quality_gate_drops_masks_sam_rates_below_the_seed_frames(small_model, clip, method, monkeypatch):
+    seed = relabel(clip.labels[0], {1: 3, 2: 7})
+    opts = dict(method=method, fit_iterations=10, keep_box_frames=5)
+    seg = VideoSegmenter(small_model, TrackerOptions(quality_gate=0.5, **opts))
+    seg.init(clip.frames[0], seed)
+    # the reference is SAM's predicted IoU of the object decoded on its seed frame
+    references = [o.reference_quality for o in seg.objects]
+    assert all(0 < r <= 1.5 for r in references)
+    scores = []
+    real = persam.decode_persam_f if method == "persam-f" else persam.decode_persam
+
+    def spy(*args, **kwargs):
+        result = real(*args, **kwargs)
+        scores.append(result.scores.clone())
+        return result
+
+    monkeypatch.setattr(persam, real.__name__, spy)
+    ungated = VideoSegmenter(small_model, TrackerOptions(**opts))
+    ungated.init(clip.frames[0], seed)
+    expected = ungated.step(clip.frames[1])
+    assert {3, 7} <= set(np.unique(expected))
+    # a reachable gate changes nothing; one object's unreachable gate removes only that object
+    seg.objects[1].reference_quality = float(scores[-1][1]) / 0.5 + 1e-3  # 7 needs more than it gets
+    seg.objects[0].reference_quality = float(scores[-1][0]) / 0.5 - 1e-3  # 3 passes just
+    labels = seg.step(clip.frames[1])
+    assert 7 not in labels and 3 in labels
+    assert np.array_equal(labels == 3, (expected == 3) | ((expected == 7) & (labels == 3)))
+    assert seg.objects[1].missing == 1 and seg.objects[1].box is not None  # absent: box kept a while
+    with pytest.raises(PersamError, match="quality gate"):
+        TrackerOptions(quality_gate=1.5)
+
+
 def test_state_round_trip_skips_fitting(small_model, clip, tmp_path):
     seg = VideoSegmenter(small_model, TrackerOptions(method="persam-f", fit_iterations=30))
     seg.init(clip.frames[0], clip.labels[0])
