@@ -35,6 +35,8 @@ CONFIGS = [
     ("PerSAM-F + negative point", ["--method", "persam-f", "--negative-point"]),
     ("PerSAM + all three switches", ["--method", "persam", "--guided-attention", "--semantic-prompt",
                                      "--negative-point"]),
+    ("PerSAM + quality gate 0.8", ["--method", "persam", "--quality-gate", "0.8"]),
+    ("PerSAM-F + quality gate 0.8", ["--method", "persam-f", "--quality-gate", "0.8"]),
 ]
 
 
