@@ -9,6 +9,10 @@ prompts (the encoder is the expensive part):
 * pass 1: one positive point (ambiguous: multimask output, the min-loss mask is
   trained); positive + negative points without box (PerSAM's first step and
   re-detection); a jittered box; 1-2 positive points (+ a negative) with a box;
+  with ``--prompt-mix tracker`` also the tracker's own prompts: confidence-peak point(s)
+  + the centre of a box widened by 0-24 px (positive even where it misses the object)
+  + that box, all three multimask outputs trained (PerSAM keeps the largest, PerSAM-F
+  a weighted sum of the three);
 * pass 2 (SAM's iterative refinement): the same prompts plus the previous low-res
   logits as ``mask_input``, sometimes a corrective point from the error region and a
   tight box (from the ground truth or, as PerSAM does, from the previous mask);
@@ -35,7 +39,7 @@ Examples::
     python tools/train_small_sam.py --run main --eval              # mIoU on held-out images
     python tools/train_small_sam.py --run main --export            # write persam_video/weights/
 
-The bundled weights were made in two stages (one CPU core each, ``--threads 1``; the
+The bundled weights were made in three stages (one CPU core each, ``--threads 1``; the
 minutes are this project's 2-core Xeon with the other core busy part of the time)::
 
     # stage 1, 256 px from scratch (v2: 3000 steps, 58 min; then extended to 4200, +15 min)
@@ -46,11 +50,16 @@ minutes are this project's 2-core Xeon with the other core busy part of the time
     # stage 2, 512 px from the stage-1 weights (v5: 3600 steps; planned as 2600 and extended at step 833)
     python tools/train_small_sam.py --run v5 --init stage1.pth --seed 2 --steps 3600 --size-schedule 0:512 \
         --loss-warm 100000 --lr 3e-4 --warmup 80 --clip 2 --threads 1
-    python tools/train_small_sam.py --run v5 --no-train --export
+    python tools/train_small_sam.py --run v5 --no-train --export --export-to stage2.pth
+    # stage 3, 512 px from the stage-2 weights with the tracker's prompts added (v6: 3400
+    # steps; planned as 2600 and extended at step 441)
+    python tools/train_small_sam.py --run v6 --init stage2.pth --seed 3 --prompt-mix tracker --steps 3400 \
+        --size-schedule 0:512 --loss-warm 100000 --lr 2e-4 --warmup 60 --clip 2 --threads 1
+    python tools/train_small_sam.py --run v6 --no-train --export
 
 ``--loss-warm 100000`` keeps BCE + dice for the whole run instead of SAM's 20 * focal + dice:
 in these short CPU runs the focal loss left the decoder at empty masks for too long.
-``tools/loss_curve.py v2 v5`` prints the loss curve of the chain.
+``tools/loss_curve.py v2 v5 v6`` prints the loss curve of the chain.
 """
 from __future__ import annotations
 
