@@ -211,6 +211,13 @@ class Decoded:
         low = self.low_res[idx, choice][:, None]
         return self.upscale(low)[:, 0], low
 
+    def best(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each object's best-scored mask: full-res logits (N, H, W), low-res logits
+        (N, 1, h, w) and its predicted IoU (N,)."""
+        score, choice = self.scores.max(dim=1)
+        full, low = self.take(choice)
+        return full, low, score
+
 
 @dataclass
 class Switches:
@@ -308,16 +315,12 @@ def decode_persam(predictor: SamPredictor, prompts: Prompts, switches: Switches 
     cascade.update(logits, first.scores[rows, choice])
 
     no_box = Prompts(prompts.points, prompts.labels, None)
-    second = predict(predictor, no_box, mask_input=low)
-    best = second.scores.argmax(dim=1)
-    logits, low = second.take(best)
-    cascade.update(logits, second.scores[rows, best])
+    logits, low, score = predict(predictor, no_box, mask_input=low).best()
+    cascade.update(logits, score)
 
     boxes = _box_tensor(tight_boxes(cascade.logits > 0), fallback=_fallback_boxes(prompts, logits))
-    third = predict(predictor, Prompts(prompts.points, prompts.labels, boxes), mask_input=low)
-    best = third.scores.argmax(dim=1)
-    logits, _ = third.take(best)
-    cascade.update(logits, third.scores[rows, best])
+    logits, _, score = predict(predictor, Prompts(prompts.points, prompts.labels, boxes), mask_input=low).best()
+    cascade.update(logits, score)
     return cascade.result()
 
 
@@ -352,19 +355,16 @@ def decode_persam_f(predictor: SamPredictor, prompts: Prompts, weights: torch.Te
     empty = ~(fused > 0).flatten(1).any(dim=1)
     score = fuse(first.scores, weights)
     if bool(empty.any()):
-        best, _ = first.take(first.scores.argmax(dim=1))
+        best, _, best_score = first.best()
         fused = torch.where(empty[:, None, None], best, fused)
-        score = torch.where(empty, first.scores.max(dim=1).values, score)
+        score = torch.where(empty, best_score, score)
     cascade = Cascade(fused.shape[0], fused)
     cascade.update(fused, score)
 
-    rows = torch.arange(fused.shape[0], device=fused.device)
     for _ in range(2):
         boxes = _box_tensor(tight_boxes(cascade.logits > 0), fallback=_fallback_boxes(prompts, fused))
-        step = predict(predictor, Prompts(prompts.points, prompts.labels, boxes), mask_input=low)
-        best = step.scores.argmax(dim=1)
-        logits, low = step.take(best)
-        cascade.update(logits, step.scores[rows, best])
+        logits, low, score = predict(predictor, Prompts(prompts.points, prompts.labels, boxes), mask_input=low).best()
+        cascade.update(logits, score)
     return cascade.result()
 
 

@@ -142,21 +142,21 @@ class VideoSegmenter:
             if self.options.method == "persam-f":
                 self._fit(live, maps, seed)
             if self.options.quality_gate > 0:
-                self._reference_quality(live, maps)
+                self._reference_quality([i for i, o in enumerate(self.objects) if o.feature is not None], maps)
         return np.where(np.isin(seed, ids), seed, 0).astype(np.uint8)
 
     @torch.no_grad()
-    def _reference_quality(self, live: List[ObjectState], maps: torch.Tensor) -> None:
-        """The quality gate's reference: each object decoded on its own seed frame, as a later
-        frame would be (the seed's box prior), and SAM's predicted IoU for the result."""
-        position = {id(o): i for i, o in enumerate(self.objects)}
-        rows = [position[id(o)] for o in live]
-        boxed = [j for j, o in enumerate(live) if o.box is not None]
+    def _reference_quality(self, live: List[int], maps: torch.Tensor) -> None:
+        """The quality gate's reference: each object (``live``: indices into ``self.objects``,
+        one per row of ``maps``) decoded on its own seed frame as a later frame would be (the
+        seed's box prior), and SAM's predicted IoU for the result."""
+        boxed = [j for j, i in enumerate(live) if self.objects[i].box is not None]
         if boxed:
             start = time.perf_counter()
-            scores = self._decode([rows[j] for j in boxed], maps[boxed], with_box=True, gate=False).scores
-            for j, score in zip(boxed, scores.tolist()):
-                live[j].reference_quality = score
+            rows = [live[j] for j in boxed]
+            scores = self._decode(rows, maps[boxed], with_box=True, gate=False).scores
+            for i, score in zip(rows, scores.tolist()):
+                self.objects[i].reference_quality = score
             self.timings.decoder += time.perf_counter() - start
 
     def _fit(self, live: List[ObjectState], maps: torch.Tensor, seed: np.ndarray) -> None:

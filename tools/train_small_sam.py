@@ -251,7 +251,7 @@ def first_prompts(rng: np.random.Generator, masks: List[np.ndarray], valid: Tupl
             # object) + the widened box's centre, labelled positive even where it misses the
             # object (a ring's hole), + the widened box; multimask
             box = _widened_box(rng, _box(mask), valid, size)
-            pts = [pos() if rng.random() < 0.9 else (*_negative_point(rng, mask, valid)[:2], 1)
+            pts = [pos() if rng.random() < 0.9 else (*_negative_point(rng, mask, valid), 1)
                    for _ in range(1 if rng.random() < 0.6 else 2)]
             pts.append(((box[0] + box[2]) // 2, (box[1] + box[3]) // 2, 1))
             prompts.append(Prompt(i, pts, box, True, every_output=True))
