@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the ``demo`` subcommand."""
     if not MIN_FRAMES <= args.frames <= MAX_FRAMES:
         raise PersamError(f"--frames must be between {MIN_FRAMES} and {MAX_FRAMES}, not {args.frames}")
+    options = tracker_options(args)  # a bad method option fails before anything is loaded or written
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -133,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
     masks_dir = out / "masks"
     job = prepare_job(video, truth_dir / "00000.png", masks_dir)
-    segmenter = VideoSegmenter(model, tracker_options(args))
+    segmenter = VideoSegmenter(model, options)
     summary = run_job(job, segmenter, progress=progress, desc=f"segmenting ({args.method})")
     overlay = out / "overlay.mp4"
     export(video, masks_dir, overlay, kind="overlay", fps=DEMO_FPS, progress=progress)

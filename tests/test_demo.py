@@ -49,6 +49,13 @@ def test_demo_without_bundled_weights_says_so_in_one_line(tmp_path, capsys, monk
     assert not (out / "masks").exists()  # nothing ran
 
 
+def test_demo_with_a_bad_method_option_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code = main(["demo", "--out", str(out), "--frames", "5", "--quality-gate", "2", "--quiet"])
+    assert_one_line_error(code, capsys.readouterr().err, "quality gate is a ratio in [0, 1]")
+    assert not out.exists()
+
+
 def test_scores_leave_out_first_and_last_frame():
     truth = [np.zeros((20, 20), np.uint8) for _ in range(4)]
     for t in truth:
