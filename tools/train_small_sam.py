@@ -399,8 +399,9 @@ def prompt_losses(low: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor, m
 
 def train_step(model, rng: np.random.Generator, size: int, prompts_per_image: int, images: int,
                max_objects: int, focal_weight: float = 20.0, gamma: float = 2.0,
-               mix: Dict[str, float] = MODES) -> Dict[str, torch.Tensor]:
-    """Losses of one step: ``images`` fresh images, each with ``prompts_per_image`` prompts, two passes."""
+               mix: Dict[str, float] = MODES, iou_weight: float = 1.0) -> Dict[str, torch.Tensor]:
+    """Losses of one step: ``images`` fresh images, each with ``prompts_per_image`` prompts, two passes.
+    ``iou_weight`` scales the IoU-prediction MSE (SAM: 1)."""
     grid4 = model.prompt_encoder.mask_input_size[0]
     batch = []
     for _ in range(images):
@@ -443,7 +444,7 @@ def train_step(model, rng: np.random.Generator, size: int, prompts_per_image: in
     focal = torch.cat(focal_all).mean()
     dice = torch.cat(dice_all).mean()
     mse = torch.cat(mse_all).mean()
-    return {"loss": focal_weight * focal + dice + mse, "focal": focal, "dice": dice, "iou_mse": mse}
+    return {"loss": focal_weight * focal + dice + iou_weight * mse, "focal": focal, "dice": dice, "iou_mse": mse}
 
 
 # ----------------------------------------------------------------------- schedule, io
@@ -525,6 +526,7 @@ def train(args: argparse.Namespace) -> Path:
                     "images", "max_objects", "clip"):
             setattr(args, key, saved[key])  # the schedule of a run is fixed when it starts
         args.prompt_mix = saved.get("prompt_mix", "sam")  # runs from before the option: "sam"
+        args.iou_weight = saved.get("iou_weight", 1.0)  # ... and before this one: SAM's 1
         step = ckpt["step"]
         if args.extend_to is not None:  # ... unless asked: the cosine is stretched to the new length
             if args.extend_to <= step:
@@ -595,7 +597,7 @@ def train(args: argparse.Namespace) -> Path:
             rng = np.random.default_rng([args.seed, step])
             fw, gamma = loss_weights(step, args.loss_warm)
             losses = train_step(model, rng, size, args.prompts, args.images, args.max_objects, fw, gamma,
-                                PROMPT_MIXES[args.prompt_mix])
+                                PROMPT_MIXES[args.prompt_mix], args.iou_weight)
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
             if args.clip > 0:
@@ -722,6 +724,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="pass-1 prompts: 'sam' (points, boxes, points+box) or 'tracker' (adds "
                         "PerSAM's own: peak point(s) + widened-box centre + widened box, all "
                         "three multimask outputs trained) (default sam)")
+    p.add_argument("--iou-weight", type=float, default=1.0,
+                   help="weight of the IoU-prediction MSE in the loss (default 1, as SAM); a larger one trains "
+                        "the head that picks among the three multimask outputs harder")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--save-every-min", type=float, default=3.0)
     p.add_argument("--max-minutes", type=float, default=None,
