@@ -7,11 +7,18 @@ still images from ``(seed 0, step)``; these are clips from ``--seed``), runs
 
     python benchmarks/bench_quality.py                      # 6 sequences x 30 frames, 480x854
     python benchmarks/bench_quality.py --sequences 3 --frames 20 --size 240x427
+
+Two more rows bound what any tracker could get from this model: every frame prompted with each
+object's box taken from the ground truth, of that frame (tight) or of the previous frame widened
+by 10 px (PerSAM's box prior with a perfect history). The gap between them and the tracker rows
+is the tracker's (drift, lost objects); the gap between them and 1 is the model's.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import io
 import os
 import platform
 import shutil
@@ -21,11 +28,17 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 
 from persam_video.cli import main as cli_main
-from persam_video.models import bundled_checkpoint, sha256_of
+from persam_video.davis.layout import DavisLayout
+from persam_video.frames import open_frames
+from persam_video.masks import object_ids, read_label_png
+from persam_video.models import bundled_checkpoint, load_sam, sha256_of
+from persam_video.persam import label_map
 from persam_video.synthetic import write_davis_dataset
+from persam_video.writer import LabelWriter
 
 CONFIGS = [
     ("PerSAM", ["--method", "persam"]),
@@ -58,6 +71,61 @@ def run_config(root: Path, out: Path, extra: list, model_args: list) -> dict:
     return row
 
 
+# ground-truth box prompts: (row name, take the box from the previous frame, pixels added per side)
+CEILINGS = [
+    ("ceiling: ground-truth box of the frame", False, 0),
+    ("ceiling: previous frame's ground-truth box + 10 px", True, 10),
+]
+
+
+def tight_box(mask: np.ndarray, pad: int = 0) -> np.ndarray:
+    """(x0, y0, x1, y1) of ``mask`` widened by ``pad`` and clamped to the frame."""
+    ys, xs = np.nonzero(mask)
+    h, w = mask.shape
+    return np.array([max(xs.min() - pad, 0), max(ys.min() - pad, 0), min(xs.max() + pad, w - 1),
+                     min(ys.max() + pad, h - 1)], dtype=np.float32)
+
+
+def run_ceiling(root: Path, out: Path, previous: bool, pad: int, checkpoint: Optional[str]) -> dict:
+    """Prompt the model with ground-truth boxes on every frame, write the masks, score them.
+
+    Frame 0 is the annotation itself (as for a tracker). An object is prompted where its box
+    source (this frame, or the previous one with ``previous``) shows it, and left out elsewhere;
+    where masks overlap the larger logit wins, as in the tracker."""
+    from segment_anything import SamPredictor
+
+    if out.exists():
+        shutil.rmtree(out)
+    start = time.perf_counter()
+    predictor = SamPredictor(load_sam("small", checkpoint, device="cpu", progress=False))
+    layout = DavisLayout(root)
+    for sequence in layout.choose("val"):
+        writer = LabelWriter(out / sequence)
+        truth = [read_label_png(p) for p in layout.annotation_paths(sequence)]
+        ids = object_ids(truth[0])
+        for frame in open_frames(layout.frame_dir(sequence)).frames():
+            t = frame.index
+            if t == 0:
+                writer.write(frame.name, truth[0])
+                continue
+            predictor.set_image(frame.image)
+            shown = [k for k in ids if (truth[t - 1 if previous else t] == k).any()]
+            logits = [torch.from_numpy(predictor.predict(box=tight_box(truth[t - 1 if previous else t] == k, pad),
+                                                         multimask_output=False, return_logits=True)[0][0])
+                      for k in shown]
+            labels = label_map(torch.stack(logits), shown) if shown else np.zeros(truth[t].shape, np.uint8)
+            writer.write(frame.name, labels)
+    with contextlib.redirect_stdout(io.StringIO()):  # its tables: only the global row goes into ours
+        code = cli_main(["davis", "eval", "--davis-root", str(root), "--subset", "val", "--results", str(out),
+                         "--workers", "1"])
+    if code != 0:
+        raise SystemExit(f"davis eval failed for {out} (exit {code})")
+    with open(out / "global_results-val.csv") as handle:
+        row = next(csv.DictReader(handle))
+    row["seconds"] = time.perf_counter() - start
+    return row
+
+
 def model_label(checkpoint: Optional[str]) -> str:
     """Which weights were scored: the given file, or the bundled one with its sha256 prefix."""
     path = Path(checkpoint) if checkpoint else bundled_checkpoint("small")
@@ -71,9 +139,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--size", default="480x854", help="HxW of the synthetic frames")
     parser.add_argument("--seed", type=int, default=20261126, help="dataset seed (not the training seed)")
-    parser.add_argument("--configs", default="all", help="comma-separated indices into the table (default all)")
+    parser.add_argument("--configs", default="all", help="comma-separated indices into the table, or none (default all)")
     parser.add_argument("--checkpoint", help="another checkpoint for --model-type small (default: bundled)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--no-ceiling", action="store_true", help="leave out the ground-truth-box rows")
     parser.add_argument("--keep", metavar="DIR", help="write data and results here instead of a temp folder")
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.lower().split("x"))
@@ -82,7 +151,10 @@ def main() -> None:
         model_args += ["--checkpoint", args.checkpoint]
     if args.threads:
         model_args += ["--threads", str(args.threads)]
-    chosen = CONFIGS if args.configs == "all" else [CONFIGS[int(i)] for i in args.configs.split(",")]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    chosen = CONFIGS if args.configs == "all" else \
+        [] if args.configs == "none" else [CONFIGS[int(i)] for i in args.configs.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(args.keep) if args.keep else Path(tmp)
         root = base / "davis"
@@ -92,6 +164,11 @@ def main() -> None:
         for name, extra in chosen:
             row = run_config(root, base / "results" / name.replace(" ", "_").replace("+", "plus"), extra,
                              model_args)
+            rows.append((name, row))
+            print(f"{name}: J&F {float(row['J&F-Mean']):.3f}", file=sys.stderr, flush=True)
+        for name, previous, pad in ([] if args.no_ceiling else CEILINGS):
+            row = run_ceiling(root, base / "results" / f"ceiling_{'previous' if previous else 'frame'}_{pad}",
+                              previous, pad, args.checkpoint)
             rows.append((name, row))
             print(f"{name}: J&F {float(row['J&F-Mean']):.3f}", file=sys.stderr, flush=True)
     print(f"\nSynthetic DAVIS set: {args.sequences} sequences x {args.frames} frames at {height}x{width}, "
