@@ -293,3 +293,26 @@ def test_loss_curve_lays_runs_end_to_end(tmp_path):
         assert image.size == (900, 420)
     with pytest.raises(SystemExit):
         curve.read_chain(["missing"], tmp_path)
+
+
+def test_iou_weight_scales_only_the_iou_term_and_survives_resume(monkeypatch, tmp_path):
+    import torch
+
+    trainer = _trainer(monkeypatch, tmp_path)
+    torch.manual_seed(0)
+    model = trainer.build_at(64)
+    parts = []
+    for weight in (1.0, 7.0):
+        rng = np.random.default_rng([5, 3])  # the same data for both weights
+        parts.append(trainer.train_step(model, rng, 64, 2, 1, 2, 1.0, 0.0, trainer.MODES, iou_weight=weight))
+    (a, b) = parts
+    assert torch.allclose(a["iou_mse"], b["iou_mse"]) and a["iou_mse"] > 0
+    assert torch.allclose(b["loss"] - a["loss"], 6.0 * a["iou_mse"], atol=1e-6)
+    tiny = ["--img-size", "64", "--images", "1", "--prompts", "2", "--max-objects", "2", "--threads", "1",
+            "--warmup", "1", "--bar-interval", "60"]
+    assert trainer.main(["--run", "w", "--steps", "2", "--iou-weight", "3", "--stop-after", "1"] + tiny) == 0
+    seen = []
+    real_step = trainer.train_step
+    monkeypatch.setattr(trainer, "train_step", lambda *a, **k: seen.append(a[-1]) or real_step(*a, **k))
+    assert trainer.main(["--run", "w", "--resume", "--threads", "1"]) == 0
+    assert seen == [3.0]
