@@ -50,6 +50,8 @@ CONFIGS = [
                                      "--negative-point"]),
     ("PerSAM + quality gate 0.8", ["--method", "persam", "--quality-gate", "0.8"]),
     ("PerSAM-F + quality gate 0.8", ["--method", "persam-f", "--quality-gate", "0.8"]),
+    ("PerSAM + box growth 1.5", ["--method", "persam", "--box-growth", "1.5"]),
+    ("PerSAM-F + box growth 1.5", ["--method", "persam-f", "--box-growth", "1.5"]),
 ]
 
 

@@ -57,6 +57,11 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
                        help="presence check, not in the public recipe: keep a frame's mask only when SAM's "
                             "predicted IoU for it reaches R times the one on the seed frame, else count the "
                             "object as absent there (e.g. 0.8; default 0: off)")
+    group.add_argument("--box-growth", type=float, default=0.0, metavar="G",
+                       help="box-prior growth limit, not in the public recipe: when a frame's mask would "
+                            "give an object a box of more than G times the area of its last one, the last "
+                            "box is kept for the next frame, so a mask that floods the background cannot "
+                            "widen the next prompt (e.g. 1.5; default 0: off)")
     group.add_argument("--fit-iterations", type=int, default=800, metavar="N",
                        help="PerSAM-F fitting iterations (default: 800)")
 
@@ -88,7 +93,7 @@ def tracker_options(args: argparse.Namespace) -> TrackerOptions:
                           negative_point=args.negative_point, guided_attention=args.guided_attention,
                           semantic_prompt=args.semantic_prompt, keep_box_frames=args.keep_box_frames,
                           redetect_ratio=args.redetect_ratio, quality_gate=args.quality_gate,
-                          fit_iterations=args.fit_iterations)
+                          box_growth=args.box_growth, fit_iterations=args.fit_iterations)
 
 
 def model_from_args(args: argparse.Namespace, progress: bool = True) -> torch.nn.Module:

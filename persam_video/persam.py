@@ -149,6 +149,17 @@ def widen_box(box: np.ndarray, margin: int, height: int, width: int) -> np.ndarr
                      min(box[2] + margin, width), min(box[3] + margin, height)], dtype=np.int64)
 
 
+def limit_box_growth(box: np.ndarray, previous: np.ndarray, factor: float) -> np.ndarray:
+    """``box``, or ``previous`` when ``box`` has more than ``factor`` times its area.
+
+    A mask that floods the background then cannot widen the next frame's box prior. Only the
+    prompt is held: the masks themselves are not cut to the box."""
+    def area(b: np.ndarray) -> float:
+        return float(max(b[2] - b[0], 1) * max(b[3] - b[1], 1))
+
+    return box if area(box) <= factor * area(previous) else np.asarray(previous, dtype=np.int64).copy()
+
+
 def box_centre(box: np.ndarray) -> np.ndarray:
     """((x0 + x1) // 2, (y0 + y1) // 2) as a float point."""
     return np.array([(box[0] + box[2]) // 2, (box[1] + box[3]) // 2], dtype=np.float32)

@@ -45,6 +45,10 @@ class TrackerOptions:
     # SAM's predicted IoU for it is >= ratio x the one on the seed frame; else the object
     # counts as absent there (its box is kept a while, then it is searched for)
     quality_gate: float = 0.0
+    # box-prior growth limit (off at 0, not in the public recipe): a new box with more than
+    # this factor times the area of the last one is not taken, the last one is kept (a mask
+    # that floods the background cannot widen the next prompt)
+    box_growth: float = 0.0
     fit_iterations: int = 800
     fit_lr: float = 4e-4
 
@@ -57,6 +61,8 @@ class TrackerOptions:
             raise PersamError("topk must be at least 1")
         if not 0.0 <= self.quality_gate <= 1.0:
             raise PersamError(f"the quality gate is a ratio in [0, 1], not {self.quality_gate}")
+        if self.box_growth != 0 and not self.box_growth >= 1.0:
+            raise PersamError(f"the box growth limit is a factor >= 1 (or 0: off), not {self.box_growth}")
         if self.target_mode not in ("mean-max", "mean"):
             raise PersamError(f"unknown target mode {self.target_mode!r}; choose mean-max or mean")
 
@@ -282,7 +288,10 @@ class VideoSegmenter:
         boxes = persam.tight_boxes(label_t[None] == ids[:, None, None])
         for obj, box in zip(self.objects, boxes):
             if box is not None:
-                obj.box = persam.widen_box(box, self.options.margin, h, w)
+                widened = persam.widen_box(box, self.options.margin, h, w)
+                if self.options.box_growth and obj.box is not None and obj.missing == 0:
+                    widened = persam.limit_box_growth(widened, obj.box, self.options.box_growth)
+                obj.box = widened
                 obj.missing = 0
             else:
                 obj.missing += 1

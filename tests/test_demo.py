@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 
 from persam_video import models
 from persam_video.cli import main
@@ -49,10 +50,12 @@ def test_demo_without_bundled_weights_says_so_in_one_line(tmp_path, capsys, monk
     assert not (out / "masks").exists()  # nothing ran
 
 
-def test_demo_with_a_bad_method_option_writes_nothing(tmp_path, capsys):
+@pytest.mark.parametrize("option, message", [(["--quality-gate", "2"], "quality gate is a ratio in [0, 1]"),
+                                             (["--box-growth", "0.5"], "box growth limit is a factor >= 1")])
+def test_demo_with_a_bad_method_option_writes_nothing(tmp_path, capsys, option, message):
     out = tmp_path / "demo"
-    code = main(["demo", "--out", str(out), "--frames", "5", "--quality-gate", "2", "--quiet"])
-    assert_one_line_error(code, capsys.readouterr().err, "quality gate is a ratio in [0, 1]")
+    code = main(["demo", "--out", str(out), "--frames", "5", *option, "--quiet"])
+    assert_one_line_error(code, capsys.readouterr().err, message)
     assert not out.exists()
 
 

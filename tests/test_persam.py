@@ -269,3 +269,13 @@ def test_decoders_report_the_predicted_iou_of_the_kept_mask(predictor, monkeypat
         monkeypatch.setattr(persam, "predict", lambda *a, **k: queue.pop(0))
         result = decode(predictor, prompts)
         assert bool(result.found[0]) and result.scores[0].item() == pytest.approx(expected), (passes, expected)
+
+
+def test_limit_box_growth():
+    previous = np.array([40, 40, 60, 60])  # 20 x 20
+    small = np.array([38, 41, 62, 61])  # 24 x 20: grows 1.2x, taken
+    assert persam.limit_box_growth(small, previous, 1.5) is small
+    for grown in (np.array([0, 0, 200, 100]), np.array([45, 10, 100, 65])):  # a flood; a jump
+        held = persam.limit_box_growth(grown, previous, 1.5)
+        assert held.tolist() == previous.tolist() and held.dtype == np.int64 and held is not previous
+    assert persam.limit_box_growth(np.array([45, 10, 100, 65]), previous, 8.0).tolist() == [45, 10, 100, 65]

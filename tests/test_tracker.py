@@ -138,3 +138,30 @@ def test_frame_size_change_is_an_error(small_model, clip):
     seg.init(clip.frames[0], clip.labels[0])
     with pytest.raises(PersamError, match="started at"):
         seg.step(clip.frames[1][:50])
+
+
+def test_box_growth_limit_caps_a_flooded_box_prior(small_model, clip):
+    seed = relabel(clip.labels[0], {1: 3, 2: 7})
+    h, w = seed.shape
+    flood = seed.copy()
+    flood[flood == 0] = 3  # object 3's mask floods the whole background
+    boxes = {}
+    for growth in (0.0, 1.5):
+        seg = VideoSegmenter(small_model, TrackerOptions(method="persam", box_growth=growth))
+        seg.init(clip.frames[0], seed)
+        before = {o.obj_id: o.box.copy() for o in seg.objects}
+        seg._update_boxes(flood)
+        boxes[growth] = {o.obj_id: o.box for o in seg.objects}
+        assert np.array_equal(boxes[growth][7], before[7])  # object 7 did not move
+    assert boxes[0.0][3].tolist() == [0, 0, w, h]  # the recipe: the flood's box
+    assert np.array_equal(boxes[1.5][3], before[3])  # limited: the last box is kept
+    shifted = np.roll(seed, 3, axis=1)  # both objects move 3 px: their boxes follow
+    seg._update_boxes(shifted)
+    assert [o.box.tolist() for o in seg.objects] == [
+        persam.widen_box(persam.tight_box(shifted == k), 10, h, w).tolist() for k in (3, 7)]
+    # an object coming back after being absent is not limited (its box is from before)
+    seg.objects[0].missing = 1
+    seg._update_boxes(flood)
+    assert seg.objects[0].box.tolist() == [0, 0, w, h]
+    with pytest.raises(PersamError, match="box growth"):
+        TrackerOptions(box_growth=0.5)

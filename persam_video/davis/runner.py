@@ -44,7 +44,8 @@ redoes the others from their first frame.
 #: The options a worker process needs to load the model and build the tracker.
 _MODEL_KEYS = ("model_type", "checkpoint", "device", "threads")
 _METHOD_KEYS = ("method", "topk", "margin", "target_mode", "negative_point", "guided_attention",
-                "semantic_prompt", "keep_box_frames", "redetect_ratio", "quality_gate", "fit_iterations")
+                "semantic_prompt", "keep_box_frames", "redetect_ratio", "quality_gate", "box_growth",
+                "fit_iterations")
 
 
 def add_parser(davis_sub: argparse._SubParsersAction) -> None:
