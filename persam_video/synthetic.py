@@ -488,7 +488,8 @@ def make_clip(seed: int, n_frames: int, size: Size = (480, 854), n_objects: int 
 def write_davis_dataset(root: Union[str, os.PathLike], seed: int = 0, n_sequences: int = 10, n_frames: int = 50,
                         size: Size = (480, 854), subset: str = "val", objects: Tuple[int, int] = (1, 3),
                         void_width: int = 3, leave_prob: float = 0.4, jpeg_quality: int = 90,
-                        resolution: str = "480p", progress: bool = False) -> List[str]:
+                        resolution: str = "480p", progress: bool = False,
+                        truth_root: Optional[Union[str, os.PathLike]] = None) -> List[str]:
     """Write a DAVIS-2017-layout dataset of synthetic clips; returns the sequence names.
 
     Layout: ``JPEGImages/<resolution>/<seq>/00000.jpg``, ``Annotations/<resolution>/<seq>/00000.png``
@@ -497,6 +498,8 @@ def write_davis_dataset(root: Union[str, os.PathLike], seed: int = 0, n_sequence
     objects; with probability ``leave_prob`` one object leaves the frame and comes back.
     ``void_width`` > 0 adds DAVIS-like void bands around boundaries (the first frame's
     annotation gets none, like DAVIS's reference masks, so it can seed a tracker).
+    ``truth_root``: also write the label maps before the void bands there, as a results folder
+    (``<truth_root>/<seq>/<frame>.png``): what a perfect tracker would write.
     """
     from PIL import Image
 
@@ -516,8 +519,13 @@ def write_davis_dataset(root: Union[str, os.PathLike], seed: int = 0, n_sequence
         img_dir.mkdir(parents=True, exist_ok=True)
         ann_dir.mkdir(parents=True, exist_ok=True)
         frames = iter_clip(seed * 100003 + i, n_frames, size, n_obj, void_width=0, leave_frame=leave)
+        truth_dir = Path(truth_root) / name if truth_root is not None else None
+        if truth_dir is not None:
+            truth_dir.mkdir(parents=True, exist_ok=True)
         for t, (rgb, labels) in enumerate(frames):
             Image.fromarray(rgb).save(img_dir / f"{t:05d}.jpg", quality=jpeg_quality)
+            if truth_dir is not None:
+                write_label_png(truth_dir / f"{t:05d}.png", labels)
             if t > 0:
                 labels = void_band(labels, void_width)
             write_label_png(ann_dir / f"{t:05d}.png", labels)

@@ -119,6 +119,26 @@ def test_davis_writer_layout(tmp_path):
     assert saw_void
 
 
+def test_davis_writer_truth_is_the_annotation_before_void(tmp_path):
+    from persam_video.masks import read_label_png
+
+    names = write_davis_dataset(tmp_path / "set", seed=4, n_sequences=2, n_frames=3, size=(48, 64),
+                                void_width=2, truth_root=tmp_path / "truth")
+    plain = write_davis_dataset(tmp_path / "plain", seed=4, n_sequences=2, n_frames=3, size=(48, 64), void_width=2)
+    assert plain == names
+    voids = 0
+    for name in names:
+        for t in range(3):
+            ann = read_label_png(tmp_path / "set" / "Annotations" / "480p" / name / f"{t:05d}.png")
+            truth = read_label_png(tmp_path / "truth" / name / f"{t:05d}.png")
+            assert np.array_equal(ann, read_label_png(tmp_path / "plain" / "Annotations" / "480p" / name / f"{t:05d}.png"))
+            assert not (truth == VOID_ID).any()
+            keep = ann != VOID_ID
+            assert np.array_equal(truth[keep], ann[keep])
+            voids += int((~keep).sum())
+    assert voids > 0
+
+
 # ------------------------------------------------------------------ the small-SAM trainer
 
 def _trainer(monkeypatch, tmp_path):
