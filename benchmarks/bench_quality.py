@@ -8,13 +8,14 @@ still images from ``(seed 0, step)``; these are clips from ``--seed``), runs
     python benchmarks/bench_quality.py                      # 6 sequences x 30 frames, 480x854
     python benchmarks/bench_quality.py --sequences 3 --frames 20 --size 240x427
 
-Three more rows bound the others. "The true masks": the clips' label maps before the void
-bands are drawn, scored as a tracker's output; the official evaluation counts void as background,
-so this is the most any tracker can get on the set (0.93 at 480x854, 0.83 at 240x427, where the
-3-px bands eat more of the small objects). Then the model prompted on every frame with each
-object's box from the ground truth, of that frame (tight) or of the previous frame widened by
-10 px (PerSAM's box prior with a perfect history): what any box-prompted tracker could get from
-this model. The gap between those and the tracker rows is the tracker's (drift, lost objects).
+Three reference rows help read the others. "The true masks": the clips' label maps before the
+void bands are drawn, scored as a tracker's output. The official evaluation counts void as
+background, so even these lose: J&F 0.93 at 480x854, 0.83 at 240x427, where the 3-px bands are a
+larger part of the objects (on very small frames a mask shrunk by the band would beat them on F).
+Then the model prompted on every frame with each object's box from the ground truth, of that
+frame (tight) or of the previous frame widened by 10 px (PerSAM's box prior with a perfect
+history): about what a box-prompted tracker could get from this model. The gap between those and
+the tracker rows is the tracker's (drift, lost objects).
 """
 from __future__ import annotations
 
@@ -66,23 +67,21 @@ def run_config(root: Path, out: Path, extra: list, model_args: list) -> dict:
     if out.exists():
         shutil.rmtree(out)
     start = time.perf_counter()
-    code = cli_main(["davis", "run", "--davis-root", str(root), "--subset", "val", "--out", str(out),
-                     "--eval", "--quiet", *model_args, *extra])
+    with contextlib.redirect_stdout(io.StringIO()):  # its tables: only the global row goes into ours
+        code = cli_main(["davis", "run", "--davis-root", str(root), "--subset", "val", "--out", str(out),
+                         "--eval", "--quiet", *model_args, *extra])
     if code != 0:
         raise SystemExit(f"davis run failed for {extra} (exit {code})")
-    with open(out / "global_results-val.csv") as handle:
-        row = next(csv.DictReader(handle))
-    row["seconds"] = time.perf_counter() - start
-    return row
+    return global_row(out, start)
 
 
 # the masks before the set's void bands: the official evaluation counts void as background, so
 # even these score below 1 (much below on small frames: the bands are 3 px wide whatever the size)
-TRUTH_ROW = "ceiling: the true masks (a perfect tracker)"
+TRUTH_ROW = "reference: the true masks (a perfect tracker)"
 # ground-truth box prompts: (row name, take the box from the previous frame, pixels added per side)
-CEILINGS = [
-    ("ceiling: ground-truth box of the frame", False, 0),
-    ("ceiling: previous frame's ground-truth box + 10 px", True, 10),
+BOX_REFERENCES = [
+    ("reference: ground-truth box of the frame", False, 0),
+    ("reference: previous frame's ground-truth box + 10 px", True, 10),
 ]
 
 
@@ -94,7 +93,7 @@ def tight_box(mask: np.ndarray, pad: int = 0) -> np.ndarray:
                      min(ys.max() + pad, h - 1)], dtype=np.float32)
 
 
-def run_ceiling(root: Path, out: Path, previous: bool, pad: int, checkpoint: Optional[str]) -> dict:
+def run_box_reference(root: Path, out: Path, previous: bool, pad: int, checkpoint: Optional[str]) -> dict:
     """Prompt the model with ground-truth boxes on every frame, write the masks, score them.
 
     Frame 0 is the annotation itself (as for a tracker). An object is prompted where its box
@@ -133,6 +132,11 @@ def score(root: Path, out: Path, start: float) -> dict:
                          "--workers", "1"])
     if code != 0:
         raise SystemExit(f"davis eval failed for {out} (exit {code})")
+    return global_row(out, start)
+
+
+def global_row(out: Path, start: float) -> dict:
+    """The global row of the CSV the evaluator wrote into ``out``, plus seconds since ``start``."""
     with open(out / "global_results-val.csv") as handle:
         row = next(csv.DictReader(handle))
     row["seconds"] = time.perf_counter() - start
@@ -155,7 +159,7 @@ def main() -> None:
     parser.add_argument("--configs", default="all", help="comma-separated indices into the table, or none (default all)")
     parser.add_argument("--checkpoint", help="another checkpoint for --model-type small (default: bundled)")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--no-ceiling", action="store_true", help="leave out the ground-truth-box rows")
+    parser.add_argument("--no-references", action="store_true", help="leave out the reference rows (true masks, ground-truth boxes)")
     parser.add_argument("--keep", metavar="DIR", help="write data and results here instead of a temp folder")
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.lower().split("x"))
@@ -182,10 +186,10 @@ def main() -> None:
                              model_args)
             rows.append((name, row))
             print(f"{name}: J&F {float(row['J&F-Mean']):.3f}", file=sys.stderr, flush=True)
-        if not args.no_ceiling:
+        if not args.no_references:
             rows.append((TRUTH_ROW, score(root, truth, time.perf_counter())))
-        for name, previous, pad in ([] if args.no_ceiling else CEILINGS):
-            row = run_ceiling(root, base / "results" / f"ceiling_{'previous' if previous else 'frame'}_{pad}",
+        for name, previous, pad in ([] if args.no_references else BOX_REFERENCES):
+            row = run_box_reference(root, base / "results" / f"reference_{'previous' if previous else 'frame'}_{pad}",
                               previous, pad, args.checkpoint)
             rows.append((name, row))
             print(f"{name}: J&F {float(row['J&F-Mean']):.3f}", file=sys.stderr, flush=True)
