@@ -39,7 +39,7 @@ Examples::
     python tools/train_small_sam.py --run main --eval              # mIoU on held-out images
     python tools/train_small_sam.py --run main --export            # write persam_video/weights/
 
-The bundled weights were made in four stages (one CPU core each, ``--threads 1``; the
+The bundled weights were made in three stages (one CPU core each, ``--threads 1``; the
 minutes are this project's 2-core Xeon with the other core busy part of the time)::
 
     # stage 1, 256 px from scratch (v2: 3000 steps, 58 min; then extended to 4200, +15 min)
@@ -55,16 +55,11 @@ minutes are this project's 2-core Xeon with the other core busy part of the time
     # steps; planned as 2600 and extended at step 441)
     python tools/train_small_sam.py --run v6 --init stage2.pth --seed 3 --prompt-mix tracker --steps 3400 \
         --size-schedule 0:512 --loss-warm 100000 --lr 2e-4 --warmup 60 --clip 2 --threads 1
-    python tools/train_small_sam.py --run v6 --no-train --export --export-to stage3.pth
-    # stage 4, the same prompts from the stage-3 weights, the IoU head weighted 5x (v7: 2700
-    # steps, 93 min; the loss column of loss.csv includes the 5x)
-    python tools/train_small_sam.py --run v7 --init stage3.pth --seed 4 --prompt-mix tracker --iou-weight 5 \
-        --steps 2700 --size-schedule 0:512 --loss-warm 100000 --lr 1.5e-4 --warmup 40 --clip 2 --threads 1
-    python tools/train_small_sam.py --run v7 --no-train --export
+    python tools/train_small_sam.py --run v6 --no-train --export
 
 ``--loss-warm 100000`` keeps BCE + dice for the whole run instead of SAM's 20 * focal + dice:
 in these short CPU runs the focal loss left the decoder at empty masks for too long.
-``tools/loss_curve.py v2b v5 v6 v7`` prints the loss curve of the chain.
+``tools/loss_curve.py v2 v5 v6`` prints the loss curve of the chain.
 """
 from __future__ import annotations
 
