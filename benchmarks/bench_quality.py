@@ -40,7 +40,7 @@ from persam_video.davis.layout import DavisLayout
 from persam_video.frames import open_frames
 from persam_video.masks import object_ids, read_label_png
 from persam_video.models import bundled_checkpoint, load_sam, sha256_of
-from persam_video.persam import label_map
+from persam_video.persam import label_map, tight_box, widen_box
 from persam_video.synthetic import write_davis_dataset
 from persam_video.writer import LabelWriter
 
@@ -85,14 +85,6 @@ BOX_REFERENCES = [
 ]
 
 
-def tight_box(mask: np.ndarray, pad: int = 0) -> np.ndarray:
-    """(x0, y0, x1, y1) of ``mask`` widened by ``pad`` and clamped to the frame."""
-    ys, xs = np.nonzero(mask)
-    h, w = mask.shape
-    return np.array([max(xs.min() - pad, 0), max(ys.min() - pad, 0), min(xs.max() + pad, w - 1),
-                     min(ys.max() + pad, h - 1)], dtype=np.float32)
-
-
 def run_box_reference(root: Path, out: Path, previous: bool, pad: int, checkpoint: Optional[str]) -> dict:
     """Prompt the model with ground-truth boxes on every frame, write the masks, score them.
 
@@ -116,11 +108,12 @@ def run_box_reference(root: Path, out: Path, previous: bool, pad: int, checkpoin
                 writer.write(frame.name, truth[0])
                 continue
             predictor.set_image(frame.image)
-            shown = [k for k in ids if (truth[t - 1 if previous else t] == k).any()]
-            logits = [torch.from_numpy(predictor.predict(box=tight_box(truth[t - 1 if previous else t] == k, pad),
-                                                         multimask_output=False, return_logits=True)[0][0])
-                      for k in shown]
-            labels = label_map(torch.stack(logits), shown) if shown else np.zeros(truth[t].shape, np.uint8)
+            source = truth[t - 1 if previous else t]
+            shown = [k for k in ids if (source == k).any()]
+            boxes = [widen_box(tight_box(source == k), pad, *source.shape) for k in shown]  # as the tracker's
+            logits = [torch.from_numpy(predictor.predict(box=box, multimask_output=False, return_logits=True)[0][0])
+                      for box in boxes]
+            labels = label_map(torch.stack(logits), shown) if shown else np.zeros(source.shape, np.uint8)
             writer.write(frame.name, labels)
     return score(root, out, start)
 
