@@ -60,7 +60,10 @@ minutes are this project's 2-core Xeon with the other core busy part of the time
 A fourth stage was tried and not shipped: v7, 2700 more steps of the tracker mix from the
 stage-3 weights with ``--iou-weight 5`` (lr 1.5e-4, seed 4, 93 min). It tracked the plain
 ``make_clip`` clips better (J 0.49 -> 0.59) but scored lower on DAVIS-like synthetic sets
-(PerSAM-F J&F 0.34 -> 0.29 at 480x854, seed 55). Validate on such a set, not on those clips.
+(PerSAM-F J&F 0.34 -> 0.29 at 480x854, seed 55). Validate on such a set, not on those clips,
+with a seed of its own (not bench_quality's default), e.g. about 3 minutes per checkpoint::
+
+    python benchmarks/bench_quality.py --seed 55 --configs 1 --no-references --checkpoint run.pth
 
 ``--loss-warm 100000`` keeps BCE + dice for the whole run instead of SAM's 20 * focal + dice:
 in these short CPU runs the focal loss left the decoder at empty masks for too long.
