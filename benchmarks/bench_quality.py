@@ -85,18 +85,16 @@ BOX_REFERENCES = [
 ]
 
 
-def run_box_reference(root: Path, out: Path, previous: bool, pad: int, checkpoint: Optional[str]) -> dict:
-    """Prompt the model with ground-truth boxes on every frame, write the masks, score them.
+def run_box_reference(root: Path, out: Path, previous: bool, pad: int, predictor) -> dict:
+    """Prompt the model (a ``SamPredictor``) with ground-truth boxes on every frame, write the
+    masks, score them.
 
     Frame 0 is the annotation itself (as for a tracker). An object is prompted where its box
     source (this frame, or the previous one with ``previous``) shows it, and left out elsewhere;
     where masks overlap the larger logit wins, as in the tracker."""
-    from segment_anything import SamPredictor
-
     if out.exists():
         shutil.rmtree(out)
     start = time.perf_counter()
-    predictor = SamPredictor(load_sam("small", checkpoint, device="cpu", progress=False))
     layout = DavisLayout(root)
     for sequence in layout.choose("val"):
         writer = LabelWriter(out / sequence)
@@ -161,7 +159,6 @@ def main() -> None:
         model_args += ["--checkpoint", args.checkpoint]
     if args.threads:
         model_args += ["--threads", str(args.threads)]
-    if args.threads:
         torch.set_num_threads(args.threads)
     chosen = CONFIGS if args.configs == "all" else \
         [] if args.configs == "none" else [CONFIGS[int(i)] for i in args.configs.split(",")]
@@ -180,12 +177,15 @@ def main() -> None:
             rows.append((name, row))
             print(f"{name}: J&F {float(row['J&F-Mean']):.3f}", file=sys.stderr, flush=True)
         if not args.no_references:
+            from segment_anything import SamPredictor
+
             rows.append((TRUTH_ROW, score(root, truth, time.perf_counter())))
-        for name, previous, pad in ([] if args.no_references else BOX_REFERENCES):
-            row = run_box_reference(root, base / "results" / f"reference_{'previous' if previous else 'frame'}_{pad}",
-                              previous, pad, args.checkpoint)
-            rows.append((name, row))
-            print(f"{name}: J&F {float(row['J&F-Mean']):.3f}", file=sys.stderr, flush=True)
+            predictor = SamPredictor(load_sam("small", args.checkpoint, device="cpu", progress=False))
+            for name, previous, pad in BOX_REFERENCES:
+                out = base / "results" / f"reference_{'previous' if previous else 'frame'}_{pad}"
+                row = run_box_reference(root, out, previous, pad, predictor)
+                rows.append((name, row))
+                print(f"{name}: J&F {float(row['J&F-Mean']):.3f}", file=sys.stderr, flush=True)
     print(f"\nSynthetic DAVIS set: {args.sequences} sequences x {args.frames} frames at {height}x{width}, "
           f"seed {args.seed}; model: {model_label(args.checkpoint)}; machine: {os.cpu_count()} CPUs "
           f"({platform.processor() or platform.machine()}), torch {torch.__version__}, "
