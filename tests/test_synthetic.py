@@ -333,6 +333,48 @@ def test_iou_weight_scales_only_the_iou_term_and_survives_resume(monkeypatch, tm
     assert trainer.main(["--run", "w", "--steps", "2", "--iou-weight", "3", "--stop-after", "1"] + tiny) == 0
     seen = []
     real_step = trainer.train_step
-    monkeypatch.setattr(trainer, "train_step", lambda *a, **k: seen.append(a[-1]) or real_step(*a, **k))
+    monkeypatch.setattr(trainer, "train_step", lambda *a, **k: seen.append(a[9]) or real_step(*a, **k))
     assert trainer.main(["--run", "w", "--resume", "--threads", "1"]) == 0
     assert seen == [3.0]
+
+
+def test_clip_frames_for_training_are_resized_like_the_predictor_and_prompted_from_the_last_frame(
+        monkeypatch, tmp_path):
+    import torch
+
+    trainer = _trainer(monkeypatch, tmp_path)
+    rgb, labels, prev = trainer.render_clip_sample(np.random.default_rng(3), 128, 4)
+    again = trainer.render_clip_sample(np.random.default_rng(3), 128, 4)
+    assert np.array_equal(rgb, again[0]) and np.array_equal(labels, again[1]) and np.array_equal(prev, again[2])
+    h, w = rgb.shape[:2]
+    assert max(h, w) == 128 and (h, w) in {(72, 128), (96, 128)}  # a video frame's aspect, longest side 128
+    assert labels.shape == prev.shape == (128, 128)
+    assert not labels[h:].any() and not labels[:, w:].any() and labels.max() >= 1
+    assert not np.array_equal(labels, prev)  # the objects moved between the two frames
+    # the tracker's prompt is built on the previous frame's box
+    yy, xx = np.mgrid[:96, :128]
+    now, before = np.hypot(yy - 50, xx - 80) <= 10, np.hypot(yy - 50, xx - 40) <= 10
+    for i in range(20):
+        (prompt,) = trainer.first_prompts(np.random.default_rng(i), [now], (96, 128), 512, {"persam": 1.0}, [before])
+        x0, _, x1, _ = prompt.box
+        assert x0 <= 33 and 47 <= x1 <= 80  # the old box (30..50) widened; the new one (70..90) would not fit
+    # --loose-box: some of those boxes are much wider than the margin
+    def margins(loose: float) -> np.ndarray:
+        boxes = [trainer._widened_box(np.random.default_rng(i), (200.0, 200.0, 300.0, 300.0), (512, 512), 512, loose)
+                 for i in range(200)]
+        return np.array([200 - b[0] for b in boxes])
+    assert margins(0.0).max() < 30 and margins(1.0).mean() > margins(0.0).mean() + 8
+    # a step on clip frames trains; the run keeps the two options when resumed
+    torch.manual_seed(0)
+    out = trainer.train_step(trainer.build_at(64), np.random.default_rng([1, 1]), 64, 2, 1, 2, 1.0, 0.0,
+                             trainer.PROMPT_MIXES["tracker"], 1.0, 1.0, 0.5)
+    assert torch.isfinite(out["loss"]) and out["loss"] > 0
+    tiny = ["--img-size", "64", "--images", "1", "--prompts", "2", "--max-objects", "2", "--threads", "1",
+            "--warmup", "1", "--bar-interval", "60"]
+    assert trainer.main(["--run", "c", "--steps", "2", "--clip-share", "0.5", "--loose-box", "0.3",
+                         "--stop-after", "1"] + tiny) == 0
+    seen = []
+    real_step = trainer.train_step
+    monkeypatch.setattr(trainer, "train_step", lambda *a, **k: seen.append(a[10:12]) or real_step(*a, **k))
+    assert trainer.main(["--run", "c", "--resume", "--threads", "1"]) == 0
+    assert seen == [(0.5, 0.3)]

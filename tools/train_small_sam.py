@@ -18,6 +18,12 @@ prompts (the encoder is the expensive part):
   tight box (from the ground truth or, as PerSAM does, from the previous mask);
   trained on both the single-mask output and the best of the multimask outputs.
 
+With ``--clip-share P`` a share P of the images are frames of synthetic clips instead of
+still scenes: rendered by the same generator as bench_quality's DAVIS-like sets (other
+seeds), at video sizes, JPEG-compressed and resized by the predictor's own transform, with
+the tracker's box taken from the object's place in the previous frame. ``--loose-box P``
+makes a share P of those boxes much wider, as after a mask spilled over.
+
 Losses as in SAM: 20 * focal + 1 * dice on the masks, MSE between predicted and actual
 IoU for every output. AdamW with linear warmup and cosine decay, gradient clipping.
 
@@ -85,6 +91,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from segment_anything.utils.transforms import ResizeLongestSide
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -92,7 +99,7 @@ sys.path.insert(0, str(ROOT))
 from persam_video.masks import atomic_write  # noqa: E402
 from persam_video.models import sha256_of  # noqa: E402
 from persam_video.small_model import SMALL_CONFIG, SmallSamConfig, build_small_sam  # noqa: E402
-from persam_video.synthetic import render_scene  # noqa: E402
+from persam_video.synthetic import iter_clip, render_scene  # noqa: E402
 
 RUNS_DIR = ROOT / "tools" / "train_runs"
 WEIGHTS = ROOT / "persam_video" / "weights" / "small_sam.pth"
@@ -161,6 +168,40 @@ def render_sample(rng: np.random.Generator, size: int, max_objects: int) -> Tupl
     return rgb, padded
 
 
+# --clip-share: frames of synthetic clips as bench_quality's DAVIS-like sets have them (same
+# generator, JPEG, the predictor's own resize), at these frame sizes (h, w); their clip seeds
+# start at CLIP_SEED_BASE, far from every seed a benchmark, a test or the demo uses
+CLIP_SIZES = ((480, 854), (480, 854), (240, 427), (360, 640), (480, 640))
+CLIP_SEED_BASE = 10 ** 10
+
+
+def render_clip_sample(rng: np.random.Generator, size: int, max_objects: int
+                       ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A frame of a synthetic clip (1-8 frames in) as the tracker sees it: rendered at a video
+    size, JPEG-compressed (quality 70-95) and resized by the SAM predictor's transform.
+    Returns rgb (h, w, 3), and the frame's and the previous frame's labels padded to (size, size)."""
+    fh, fw = CLIP_SIZES[int(rng.integers(len(CLIP_SIZES)))]
+    n = int(rng.integers(1, min(max_objects, 4) + 1))
+    t = int(rng.integers(1, 9))
+    seed = CLIP_SEED_BASE + int(rng.integers(10 ** 9))
+    frames = iter_clip(seed, t + 1, (fh, fw), n, leave_frame=bool(rng.random() < 0.4),
+                       speed=float(rng.uniform(0.008, 0.025)))
+    prev = rgb = labels = None
+    for rgb, labels_t in frames:
+        prev, labels = labels, labels_t
+    ok, buf = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(70, 96))])
+    rgb = np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+    rgb = ResizeLongestSide(size).apply_image(rgb)
+    h, w = rgb.shape[:2]
+
+    def fit(lab: np.ndarray) -> np.ndarray:
+        out = np.zeros((size, size), dtype=np.uint8)
+        out[:h, :w] = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST)
+        return out
+
+    return rgb, fit(labels), fit(prev)
+
+
 def _sample_point(rng: np.random.Generator, mask: np.ndarray, inner: bool = True) -> Tuple[float, float]:
     """A random pixel (x, y) of ``mask``; with ``inner`` preferably away from its boundary."""
     if inner:
@@ -212,11 +253,15 @@ def _jitter_box(rng: np.random.Generator, box: Tuple[float, ...], size: int) -> 
 
 
 def _widened_box(rng: np.random.Generator, box: Tuple[float, ...], valid: Tuple[int, int],
-                 size: int) -> Tuple[float, ...]:
+                 size: int, loose: float = 0.0) -> Tuple[float, ...]:
     """The tracker's box prior: the tight box widened by one margin on every side (0-24 px
-    at input 512, i.e. PerSAM's 10 px on frames of 210-1000 px), clamped to the image."""
+    at input 512, i.e. PerSAM's 10 px on frames of 210-1000 px), clamped to the image.
+    With probability ``loose`` each side moves out by up to a quarter of the box's longer
+    side more (a prior from a mask that had spilled over)."""
     x0, y0, x1, y1 = box
     m = rng.uniform(0, 24) * size / 512 + rng.normal(0, 1, 4)
+    if loose > 0 and rng.random() < loose:
+        m = m + rng.uniform(0, 0.25, 4) * max(x1 - x0, y1 - y0)
     h, w = valid
     return (float(max(0.0, x0 - m[0])), float(max(0.0, y0 - m[1])),
             float(min(w - 1.0, x1 + m[2])), float(min(h - 1.0, y1 + m[3])))
@@ -238,8 +283,11 @@ class Prompt:
 
 
 def first_prompts(rng: np.random.Generator, masks: List[np.ndarray], valid: Tuple[int, int], size: int,
-                  mode_probs: Dict[str, float] = MODES) -> List[Prompt]:
-    """Pass-1 prompts, one per target mask."""
+                  mode_probs: Dict[str, float] = MODES, prev_masks: Optional[List[np.ndarray]] = None,
+                  loose: float = 0.0) -> List[Prompt]:
+    """Pass-1 prompts, one per target mask. ``prev_masks`` (clip frames): the targets in the
+    previous frame, whose box the tracker's prompt widens (when the target was there);
+    ``loose``: the chance that the tracker's box is much wider than that (see _widened_box)."""
     names, probs = list(mode_probs), np.array(list(mode_probs.values()), dtype=float)
     probs = probs / probs.sum()
     prompts = []
@@ -258,7 +306,10 @@ def first_prompts(rng: np.random.Generator, masks: List[np.ndarray], valid: Tupl
             # what the tracker sends: 1-2 positive points (its confidence peaks, mostly on the
             # object) + the widened box's centre, labelled positive even where it misses the
             # object (a ring's hole), + the widened box; multimask
-            box = _widened_box(rng, _box(mask), valid, size)
+            source = mask
+            if prev_masks is not None and prev_masks[i].any():
+                source = prev_masks[i]
+            box = _widened_box(rng, _box(source), valid, size, loose)
             pts = [pos() if rng.random() < 0.9 else (*_negative_point(rng, mask, valid), 1)
                    for _ in range(1 if rng.random() < 0.6 else 2)]
             pts.append(((box[0] + box[2]) // 2, (box[1] + box[3]) // 2, 1))
@@ -407,18 +458,23 @@ def prompt_losses(low: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor, m
 
 def train_step(model, rng: np.random.Generator, size: int, prompts_per_image: int, images: int,
                max_objects: int, focal_weight: float = 20.0, gamma: float = 2.0,
-               mix: Dict[str, float] = MODES, iou_weight: float = 1.0) -> Dict[str, torch.Tensor]:
+               mix: Dict[str, float] = MODES, iou_weight: float = 1.0, clip_share: float = 0.0,
+               loose: float = 0.0) -> Dict[str, torch.Tensor]:
     """Losses of one step: ``images`` fresh images, each with ``prompts_per_image`` prompts, two passes.
-    ``iou_weight`` scales the IoU-prediction MSE (SAM: 1)."""
+    ``iou_weight`` scales the IoU-prediction MSE (SAM: 1); ``clip_share`` is the chance that
+    an image is a clip frame (render_clip_sample) rather than a still scene; ``loose`` see
+    first_prompts."""
     grid4 = model.prompt_encoder.mask_input_size[0]
     batch = []
     for _ in range(images):
-        rgb, labels = render_sample(rng, size, max_objects)
-        batch.append((rgb, labels))
-    x = torch.stack([model.preprocess(torch.from_numpy(rgb).permute(2, 0, 1).float()) for rgb, _ in batch])
+        if clip_share > 0 and rng.random() < clip_share:
+            batch.append(render_clip_sample(rng, size, max_objects))
+        else:
+            batch.append((*render_sample(rng, size, max_objects), None))
+    x = torch.stack([model.preprocess(torch.from_numpy(rgb).permute(2, 0, 1).float()) for rgb, _, _ in batch])
     embeddings = model.image_encoder(x)
     focal_all, dice_all, mse_all = [], [], []
-    for b, (rgb, labels) in enumerate(batch):
+    for b, (rgb, labels, prev_labels) in enumerate(batch):
         valid = rgb.shape[:2]
         counts = np.bincount(labels.ravel(), minlength=256)
         ids = [k for k in range(1, 256) if counts[k] >= max(16, 2e-4 * size * size)]
@@ -432,7 +488,8 @@ def train_step(model, rng: np.random.Generator, size: int, prompts_per_image: in
         gt = torch.from_numpy(np.stack([cv2.resize(m.astype(np.float32), (grid4, grid4), interpolation=cv2.INTER_AREA)
                                         for m in masks]))
         emb = embeddings[b:b + 1]
-        first = first_prompts(rng, masks, valid, size, mix)
+        prev = [prev_labels == k for k in chosen] if prev_labels is not None else None
+        first = first_prompts(rng, masks, valid, size, mix, prev, loose)
         low, iou = decode(model, emb, first)
         multi = torch.tensor([p.multimask for p in first])
         every = torch.tensor([p.every_output for p in first])
@@ -535,6 +592,8 @@ def train(args: argparse.Namespace) -> Path:
             setattr(args, key, saved[key])  # the schedule of a run is fixed when it starts
         args.prompt_mix = saved.get("prompt_mix", "sam")  # runs from before the option: "sam"
         args.iou_weight = saved.get("iou_weight", 1.0)  # ... and before this one: SAM's 1
+        args.clip_share = saved.get("clip_share", 0.0)  # ... still scenes only
+        args.loose_box = saved.get("loose_box", 0.0)
         step = ckpt["step"]
         if args.extend_to is not None:  # ... unless asked: the cosine is stretched to the new length
             if args.extend_to <= step:
@@ -605,7 +664,7 @@ def train(args: argparse.Namespace) -> Path:
             rng = np.random.default_rng([args.seed, step])
             fw, gamma = loss_weights(step, args.loss_warm)
             losses = train_step(model, rng, size, args.prompts, args.images, args.max_objects, fw, gamma,
-                                PROMPT_MIXES[args.prompt_mix], args.iou_weight)
+                                PROMPT_MIXES[args.prompt_mix], args.iou_weight, args.clip_share, args.loose_box)
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
             if args.clip > 0:
@@ -735,6 +794,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--iou-weight", type=float, default=1.0,
                    help="weight of the IoU-prediction MSE in the loss (default 1, as SAM); a larger one trains "
                         "the head that picks among the three multimask outputs harder")
+    p.add_argument("--clip-share", type=float, default=0.0,
+                   help="chance that a training image is a frame of a synthetic clip (JPEG, resized by the "
+                        "predictor's transform; the tracker's box from the previous frame) instead of a still "
+                        "scene (default 0)")
+    p.add_argument("--loose-box", type=float, default=0.0,
+                   help="chance that the tracker's box prompt is up to a quarter of the object wider on each "
+                        "side, as after a mask spilled over (default 0)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--save-every-min", type=float, default=3.0)
     p.add_argument("--max-minutes", type=float, default=None,
