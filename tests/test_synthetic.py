@@ -378,3 +378,27 @@ def test_clip_frames_for_training_are_resized_like_the_predictor_and_prompted_fr
     monkeypatch.setattr(trainer, "train_step", lambda *a, **k: seen.append(a[10:12]) or real_step(*a, **k))
     assert trainer.main(["--run", "c", "--resume", "--threads", "1"]) == 0
     assert seen == [(0.5, 0.3)]
+
+
+def test_a_step_with_nothing_to_train_on_changes_nothing(monkeypatch, tmp_path):
+    import torch
+
+    trainer = _trainer(monkeypatch, tmp_path)
+    empty = (np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64), np.uint8))
+    monkeypatch.setattr(trainer, "render_sample", lambda *a: empty)
+    torch.manual_seed(0)
+    out = trainer.train_step(trainer.build_at(64), np.random.default_rng(0), 64, 2, 2, 2)
+    assert out["loss"].item() == 0.0
+    out["loss"].backward()  # (a zero step, not a crash: clip frames can have every object out of view)
+    # ... and the clip frames drawn for training always show an object
+    calls = []
+    real = trainer._clip_frame
+
+    def first_empty(rng, size, max_objects):
+        calls.append(1)
+        rgb, labels, prev = real(rng, size, max_objects)
+        return (rgb, labels * 0, prev) if len(calls) == 1 else (rgb, labels, prev)
+
+    monkeypatch.setattr(trainer, "_clip_frame", first_empty)
+    _, labels, _ = trainer.render_clip_sample(np.random.default_rng(1), 64, 2)
+    assert len(calls) == 2 and labels.max() >= 1

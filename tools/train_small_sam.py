@@ -179,7 +179,16 @@ def render_clip_sample(rng: np.random.Generator, size: int, max_objects: int
                        ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A frame of a synthetic clip (1-8 frames in) as the tracker sees it: rendered at a video
     size, JPEG-compressed (quality 70-95) and resized by the SAM predictor's transform.
-    Returns rgb (h, w, 3), and the frame's and the previous frame's labels padded to (size, size)."""
+    Returns rgb (h, w, 3), and the frame's and the previous frame's labels padded to (size, size).
+    A frame whose objects are all out of view (or too small to train on) is drawn again."""
+    while True:
+        rgb, labels, prev = _clip_frame(rng, size, max_objects)
+        if np.bincount(labels.ravel(), minlength=256)[1:].max() >= max(16, 2e-4 * size * size):
+            return rgb, labels, prev
+
+
+def _clip_frame(rng: np.random.Generator, size: int, max_objects: int
+                ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     fh, fw = CLIP_SIZES[int(rng.integers(len(CLIP_SIZES)))]
     n = int(rng.integers(1, min(max_objects, 4) + 1))
     t = int(rng.integers(1, 9))
@@ -506,6 +515,9 @@ def train_step(model, rng: np.random.Generator, size: int, prompts_per_image: in
         focal_all += [f1, f2]
         dice_all += [d1, d2]
         mse_all += [m1, m2]
+    if not focal_all:  # no image had an object to train on: a step that changes nothing
+        zero = embeddings.sum() * 0.0
+        return {"loss": zero, "focal": zero, "dice": zero, "iou_mse": zero}
     focal = torch.cat(focal_all).mean()
     dice = torch.cat(dice_all).mean()
     mse = torch.cat(mse_all).mean()
