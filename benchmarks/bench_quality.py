@@ -2,7 +2,8 @@
 """Tracking quality of the bundled small model: DAVIS J&F of PerSAM, PerSAM-F and the switches.
 
 Writes a synthetic DAVIS-layout set (seeded apart from the training data: training renders
-still images from ``(seed 0, step)``; these are clips from ``--seed``), runs
+still images from ``(run seed, step)`` and clips with seeds from 10**10 on; these are clips
+with seeds ``--seed * 100003 + i``), runs
 ``persam-video davis run --eval`` once per configuration and prints one markdown table.
 
     python benchmarks/bench_quality.py                      # 6 sequences x 30 frames, 480x854

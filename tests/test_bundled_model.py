@@ -1,11 +1,11 @@
 """The trained small SAM that ships in the package: integrity, and that it is really trained.
 
-Issue 5's bars: one-point IoU >= 0.8 and tracker J >= 0.7. The bundled model (three stages,
-305 CPU-minutes, see tools/train_small_sam.py) meets the tracker bar on the clip below (J 0.74;
-on six other clips of the same generator it averages 0.49, so this clip is an easy one) but
-NOT the one-point bar: its median is 0.79 on the 10 shapes below (0.76 on 40). That test
-guards what it does reach (>= 0.7), against the same architecture with seeded random weights,
-so that a broken, untrained or mismatched file fails.
+Issue 5's bars: one-point IoU >= 0.8 and tracker J >= 0.7. The bundled model (four stages,
+384 CPU-minutes, see tools/train_small_sam.py) meets the tracker bar on the clip below (J 0.79;
+on six other clips of the same generator it averages 0.66, so this clip is an easy one) and the
+one-point bar on the 10 shapes below (median 0.81), only just: on the first 40 shapes of this
+stream its median is 0.79, on 40 of another stream 0.72. Both are checked against the same architecture with seeded random weights
+too, so that a broken, untrained or mismatched file fails.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from persam_video.models import BUNDLED_DIR, build_model, bundled_checkpoint, lo
 from persam_video.synthetic import make_clip, render_scene
 from persam_video.tracker import TrackerOptions, VideoSegmenter
 
-UNSEEN = 424242  # training renders from (seed 0, step); this stream is never used there
+UNSEEN = 424242  # training renders from (run seed, step) and clip seeds >= 10**10: never this stream
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def one_point_ious(model) -> list:
 def test_one_point_on_an_unseen_shape(bundled, untrained):
     trained = np.median(one_point_ious(bundled))
     baseline = np.median(one_point_ious(untrained))
-    assert trained >= 0.7 and trained >= 5 * baseline, (trained, baseline)
+    assert trained >= 0.8 and trained >= 5 * baseline, (trained, baseline)  # issue 5's bar
 
 
 def tracked_j(model) -> float:

@@ -45,7 +45,7 @@ Examples::
     python tools/train_small_sam.py --run main --eval              # mIoU on held-out images
     python tools/train_small_sam.py --run main --export            # write persam_video/weights/
 
-The bundled weights were made in three stages (one CPU core each, ``--threads 1``; the
+The bundled weights were made in four stages (one CPU core each, ``--threads 1``; the
 minutes are this project's 2-core Xeon with the other core busy part of the time)::
 
     # stage 1, 256 px from scratch (v2: 3000 steps, 58 min; then extended to 4200, +15 min)
@@ -61,19 +61,27 @@ minutes are this project's 2-core Xeon with the other core busy part of the time
     # steps; planned as 2600 and extended at step 441)
     python tools/train_small_sam.py --run v6 --init stage2.pth --seed 3 --prompt-mix tracker --steps 3400 \
         --size-schedule 0:512 --loss-warm 100000 --lr 2e-4 --warmup 60 --clip 2 --threads 1
-    python tools/train_small_sam.py --run v6 --no-train --export
+    python tools/train_small_sam.py --run v6 --no-train --export --export-to stage3.pth
+    # stage 4, 512 px from the stage-3 weights, 60 % of the images clip frames (v8: 1800 steps,
+    # 79 min; resumed once, at step 1465, after the fix for clip frames with no object in view)
+    python tools/train_small_sam.py --run v8 --init stage3.pth --seed 5 --prompt-mix tracker \
+        --clip-share 0.6 --loose-box 0.2 --steps 1800 --size-schedule 0:512 --loss-warm 100000 \
+        --lr 1e-4 --warmup 40 --clip 2 --threads 1
+    python tools/train_small_sam.py --run v8 --no-train --export
 
-A fourth stage was tried and not shipped: v7, 2700 more steps of the tracker mix from the
-stage-3 weights with ``--iou-weight 5`` (lr 1.5e-4, seed 4, 93 min). It tracked the plain
-``make_clip`` clips better (J 0.49 -> 0.59) but scored lower on DAVIS-like synthetic sets
-(PerSAM-F J&F 0.34 -> 0.29 at 480x854, seed 55). Validate on such a set, not on those clips,
-with a seed of its own (not bench_quality's default), e.g. about 3 minutes per checkpoint::
+Two other fourth stages were trained and not shipped. v7: 2700 more steps of still scenes with
+``--iou-weight 5`` (lr 1.5e-4, seed 4, 93 min): better on the plain ``make_clip`` clips (J 0.49
+-> 0.59), worse on DAVIS-like synthetic sets (PerSAM-F J&F 0.34 -> 0.29 at 480x854, seed 55).
+v9: like v8 with clip frames only (``--clip-share 1``, lr 6e-5, seed 6, 1500 steps, 71 min):
+as good as v8 on single frames, but PerSAM-F J&F 0.33 on that set against v8's 0.38. Validate on
+such a set, not on the clips, with a seed of its own (not bench_quality's default), e.g. about
+3 minutes per checkpoint::
 
     python benchmarks/bench_quality.py --seed 55 --configs 1 --no-references --checkpoint run.pth
 
 ``--loss-warm 100000`` keeps BCE + dice for the whole run instead of SAM's 20 * focal + dice:
 in these short CPU runs the focal loss left the decoder at empty masks for too long.
-``tools/loss_curve.py v2 v5 v6`` prints the loss curve of the chain.
+``tools/loss_curve.py v2b v5 v6 v8`` prints the loss curve of the chain.
 """
 from __future__ import annotations
 
