@@ -63,7 +63,9 @@ minutes are this project's 2-core Xeon with the other core busy part of the time
         --size-schedule 0:512 --loss-warm 100000 --lr 2e-4 --warmup 60 --clip 2 --threads 1
     python tools/train_small_sam.py --run v6 --no-train --export --export-to stage3.pth
     # stage 4, 512 px from the stage-3 weights, 60 % of the images clip frames (v8: 1800 steps,
-    # 79 min; resumed once, at step 1465, after the fix for clip frames with no object in view)
+    # 79 min; resumed once, at step 1465, after the fix for clip frames with no object in view:
+    # before it such a frame was skipped, now it is drawn again, so a run of this command
+    # differs from v8 from the first step that met one)
     python tools/train_small_sam.py --run v8 --init stage3.pth --seed 5 --prompt-mix tracker \
         --clip-share 0.6 --loose-box 0.2 --steps 1800 --size-schedule 0:512 --loss-warm 100000 \
         --lr 1e-4 --warmup 40 --clip 2 --threads 1
@@ -206,7 +208,7 @@ def _clip_frame(rng: np.random.Generator, size: int, max_objects: int
     prev = rgb = labels = None
     for rgb, labels_t in frames:
         prev, labels = labels, labels_t
-    ok, buf = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(70, 96))])
+    _, buf = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(70, 96))])
     rgb = np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
     rgb = ResizeLongestSide(size).apply_image(rgb)
     h, w = rgb.shape[:2]
