@@ -22,6 +22,17 @@ TEST_SMALL_SIZE = 256  # input size of the random small checkpoint the tests use
 CLIP_SIZE = (96, 128)
 
 
+def load_tool(name: str):
+    """A script of tools/ (not a package) imported as a module, e.g. ``load_tool("loss_curve")``."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def save_random_checkpoint(build: Callable[[], torch.nn.Module], path: Path, seed: int = 0) -> Path:
     """Build a model with seeded random (default-initialised) weights; save its state_dict like a real file."""
     torch.manual_seed(seed)

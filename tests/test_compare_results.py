@@ -2,18 +2,14 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
+from conftest import load_tool
 
 
 def _tool():
-    path = Path(__file__).resolve().parent.parent / "tools" / "compare_results.py"
-    spec = importlib.util.spec_from_file_location("compare_results", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("compare_results")
 
 
 def _csv(path: Path, rows) -> Path:

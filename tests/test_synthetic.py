@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import load_tool
 from PIL import Image
 
 from persam_video.masks import DAVIS_PALETTE, VOID_ID
@@ -142,13 +143,7 @@ def test_davis_writer_truth_is_the_annotation_before_void(tmp_path):
 # ------------------------------------------------------------------ the small-SAM trainer
 
 def _trainer(monkeypatch, tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "tools" / "train_small_sam.py"
-    spec = importlib.util.spec_from_file_location("train_small_sam", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool("train_small_sam")
     monkeypatch.setattr(module, "RUNS_DIR", tmp_path / "runs")
     return module
 
@@ -282,13 +277,8 @@ def test_tracker_prompt_mix_sends_persam_prompts_and_trains_every_output(monkeyp
 
 def test_loss_curve_lays_runs_end_to_end(tmp_path):
     import csv
-    import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "tools" / "loss_curve.py"
-    spec = importlib.util.spec_from_file_location("loss_curve", path)
-    curve = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(curve)
+    curve = load_tool("loss_curve")
     fields = ["step", "loss", "focal", "dice", "iou_mse", "time", "lr", "img_size"]
     for run, n, size, base in (("r1", 30, 256, 1.0), ("r2", 20, 512, 0.5)):
         (tmp_path / run).mkdir()
