@@ -193,8 +193,14 @@ def render_clip_sample(rng: np.random.Generator, size: int, max_objects: int
     A frame whose objects are all out of view (or too small to train on) is drawn again."""
     while True:
         rgb, labels, prev = _clip_frame(rng, size, max_objects)
-        if np.bincount(labels.ravel(), minlength=256)[1:].max() >= max(16, 2e-4 * size * size):
+        if trainable_ids(labels, size):
             return rgb, labels, prev
+
+
+def trainable_ids(labels: np.ndarray, size: int) -> List[int]:
+    """The object ids of ``labels`` large enough to train on (16 px, and 0.02 % of the input)."""
+    counts = np.bincount(labels.ravel(), minlength=256)
+    return [k for k in range(1, 256) if counts[k] >= max(16, 2e-4 * size * size)]
 
 
 def _clip_frame(rng: np.random.Generator, size: int, max_objects: int
@@ -495,8 +501,7 @@ def train_step(model, rng: np.random.Generator, size: int, prompts_per_image: in
     focal_all, dice_all, mse_all = [], [], []
     for b, (rgb, labels, prev_labels) in enumerate(batch):
         valid = rgb.shape[:2]
-        counts = np.bincount(labels.ravel(), minlength=256)
-        ids = [k for k in range(1, 256) if counts[k] >= max(16, 2e-4 * size * size)]
+        ids = trainable_ids(labels, size)
         if not ids:
             continue
         if len(ids) >= prompts_per_image:
