@@ -43,3 +43,5 @@ def test_difference_and_interval(tmp_path, capsys):
         tool.paired_bootstrap(tool.read_objects([a]), tool.read_objects([_csv(tmp_path / "x", a_rows[:2])]))
     with pytest.raises(SystemExit):
         tool.read_objects([tmp_path / "missing"])
+    with pytest.raises(SystemExit):
+        tool.main([str(a), str(b), "--draws", "0"])

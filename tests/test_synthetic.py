@@ -368,6 +368,9 @@ def test_clip_frames_for_training_are_resized_like_the_predictor_and_prompted_fr
     monkeypatch.setattr(trainer, "train_step", lambda *a, **k: seen.append(a[10:12]) or real_step(*a, **k))
     assert trainer.main(["--run", "c", "--resume", "--threads", "1"]) == 0
     assert seen == [(0.5, 0.3)]
+    for bad in (["--clip-share", "1.5"], ["--loose-box", "-0.1"]):  # shares are probabilities
+        with pytest.raises(SystemExit):
+            trainer.parse_args(bad)
 
 
 def test_a_step_with_nothing_to_train_on_changes_nothing(monkeypatch, tmp_path):

@@ -67,6 +67,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("b", help="evaluation B, the same sequences in the same order of sets")
     p.add_argument("--draws", type=int, default=5000, help="bootstrap draws (default 5000)")
     args = p.parse_args(argv)
+    if args.draws < 1:
+        p.error("--draws must be at least 1")
     a = read_objects([Path(x) for x in args.a.split(",")])
     b = read_objects([Path(x) for x in args.b.split(",")])
     r = paired_bootstrap(a, b, args.draws)

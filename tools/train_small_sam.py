@@ -793,6 +793,14 @@ def evaluate(model, n_images: int = 40, seed: int = EVAL_SEED, max_objects: int 
 
 # ------------------------------------------------------------------------------- main
 
+def probability(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability in [0, 1]")
+    return value
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", default="main", help="run name: tools/train_runs/<run>/ (default main)")
@@ -821,11 +829,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--iou-weight", type=float, default=1.0,
                    help="weight of the IoU-prediction MSE in the loss (default 1, as SAM); a larger one trains "
                         "the head that picks among the three multimask outputs harder")
-    p.add_argument("--clip-share", type=float, default=0.0,
+    p.add_argument("--clip-share", type=probability, default=0.0,
                    help="chance that a training image is a frame of a synthetic clip (JPEG, resized by the "
                         "predictor's transform; the tracker's box from the previous frame) instead of a still "
                         "scene (default 0)")
-    p.add_argument("--loose-box", type=float, default=0.0,
+    p.add_argument("--loose-box", type=probability, default=0.0,
                    help="chance that the tracker's box prompt is up to a quarter of the object wider on each "
                         "side, as after a mask spilled over (default 0)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
