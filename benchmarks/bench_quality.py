@@ -57,6 +57,10 @@ CONFIGS = [
     ("PerSAM-F + quality gate 0.8", ["--method", "persam-f", "--quality-gate", "0.8"]),
     ("PerSAM + box growth 1.5", ["--method", "persam", "--box-growth", "1.5"]),
     ("PerSAM-F + box growth 1.5", ["--method", "persam-f", "--box-growth", "1.5"]),
+    ("PerSAM-F + interior anchor", ["--method", "persam-f", "--anchor", "interior"]),
+    ("PerSAM-F + box clip", ["--method", "persam-f", "--box-clip"]),
+    ("PerSAM + interior anchor + box clip", ["--method", "persam", "--anchor", "interior", "--box-clip"]),
+    ("PerSAM-F + interior anchor + box clip", ["--method", "persam-f", "--anchor", "interior", "--box-clip"]),
 ]
 
 

@@ -8,7 +8,7 @@ import torch
 
 from .errors import PersamError
 from .models import DEFAULT_MODEL_TYPE, MODEL_TYPES, load_sam
-from .tracker import METHODS, TrackerOptions
+from .tracker import ANCHORS, METHODS, TrackerOptions
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +62,14 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
                             "give an object a box of more than G times the area of its last one, the last "
                             "box is kept for the next frame, so a mask that floods the background cannot "
                             "widen the next prompt (e.g. 1.5; default 0: off)")
+    group.add_argument("--anchor", default="box-centre", choices=ANCHORS,
+                       help="the extra positive point given with the box prompt: the box centre (public "
+                            "recipe) or 'interior', the previous mask's most interior pixel, which stays on "
+                            "the object whatever its shape (a ring's box centre is in its hole) "
+                            "(default: %(default)s)")
+    group.add_argument("--box-clip", action="store_true",
+                       help="not in the public recipe: cut each object's mask to its box prompt, so that a "
+                            "mask spilling out of the box cannot widen the next frame's box")
     group.add_argument("--fit-iterations", type=int, default=800, metavar="N",
                        help="PerSAM-F fitting iterations (default: 800)")
 
@@ -93,7 +101,8 @@ def tracker_options(args: argparse.Namespace) -> TrackerOptions:
                           negative_point=args.negative_point, guided_attention=args.guided_attention,
                           semantic_prompt=args.semantic_prompt, keep_box_frames=args.keep_box_frames,
                           redetect_ratio=args.redetect_ratio, quality_gate=args.quality_gate,
-                          box_growth=args.box_growth, fit_iterations=args.fit_iterations)
+                          box_growth=args.box_growth, anchor=args.anchor, box_clip=args.box_clip,
+                          fit_iterations=args.fit_iterations)
 
 
 def model_from_args(args: argparse.Namespace, progress: bool = True) -> torch.nn.Module:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -163,6 +164,30 @@ def limit_box_growth(box: np.ndarray, previous: np.ndarray, factor: float) -> np
 def box_centre(box: np.ndarray) -> np.ndarray:
     """((x0 + x1) // 2, (y0 + y1) // 2) as a float point."""
     return np.array([(box[0] + box[2]) // 2, (box[1] + box[3]) // 2], dtype=np.float32)
+
+
+def interior_point(mask: np.ndarray) -> Optional[np.ndarray]:
+    """The mask's most interior pixel (largest Euclidean distance to the nearest pixel outside
+    it) as a float (x, y) point, or None when the mask is empty.
+
+    Unlike a box centre, it lies on the object whatever its shape (a ring's box centre is in
+    its hole, a crescent's beside it)."""
+    box = tight_box(mask)
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    crop = np.pad(np.asarray(mask[y0:y1 + 1, x0:x1 + 1], dtype=np.uint8), 1)  # outside the crop is outside
+    distance = cv2.distanceTransform(crop, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    y, x = np.unravel_index(int(np.argmax(distance)), distance.shape)
+    return np.array([x0 + x - 1, y0 + y - 1], dtype=np.float32)
+
+
+def box_mask(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(N, H, W) bool: True inside each (x0, y0, x1, y1) box of ``boxes`` (N, 4), edges included."""
+    ys = torch.arange(height, device=boxes.device)[None, :, None]
+    xs = torch.arange(width, device=boxes.device)[None, None, :]
+    b = boxes.long()[:, :, None, None]
+    return (xs >= b[:, 0]) & (xs <= b[:, 2]) & (ys >= b[:, 1]) & (ys <= b[:, 3])
 
 
 def tight_boxes(masks: torch.Tensor) -> List[Optional[np.ndarray]]:

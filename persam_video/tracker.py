@@ -25,6 +25,7 @@ from .errors import PersamError
 from .masks import atomic_write, object_ids
 
 METHODS = ("persam", "persam-f")
+ANCHORS = ("box-centre", "interior")
 STATE_VERSION = 1
 
 
@@ -49,6 +50,13 @@ class TrackerOptions:
     # this factor times the area of the last one is not taken, the last one is kept (a mask
     # that floods the background cannot widen the next prompt)
     box_growth: float = 0.0
+    # the extra positive point next to the top-k ones: the centre of the box prior (the public
+    # recipe), or "interior": the previous mask's most interior pixel, which lies on the object
+    # whatever its shape (a ring's or a crescent's box centre does not)
+    anchor: str = "box-centre"
+    # cut each object's mask to its box prompt (off: not in the public recipe). The box prompt
+    # says "the object is in here"; a mask that spills out of it floods the next frame's box
+    box_clip: bool = False
     fit_iterations: int = 800
     fit_lr: float = 4e-4
 
@@ -63,6 +71,8 @@ class TrackerOptions:
             raise PersamError(f"the quality gate is a ratio in [0, 1], not {self.quality_gate}")
         if self.box_growth != 0 and not self.box_growth >= 1.0:
             raise PersamError(f"the box growth limit is a factor >= 1 (or 0: off), not {self.box_growth}")
+        if self.anchor not in ANCHORS:
+            raise PersamError(f"unknown anchor {self.anchor!r}; choose box-centre or interior")
         if self.target_mode not in ("mean-max", "mean"):
             raise PersamError(f"unknown target mode {self.target_mode!r}; choose mean-max or mean")
 
@@ -78,6 +88,7 @@ class ObjectState:
     reference_quality: float = 0.0  # SAM's predicted IoU for the object on the seed frame
     weights: Optional[torch.Tensor] = None  # PerSAM-F scale weights (2,)
     box: Optional[np.ndarray] = None  # widened box of the last mask (x0, y0, x1, y1)
+    interior: Optional[np.ndarray] = None  # the last mask's most interior pixel (x, y)
     missing: int = 0  # frames since the object was last seen
 
 
@@ -137,6 +148,8 @@ class VideoSegmenter:
                 target = persam.target_embedding(self.predictor, mask, self.options.target_mode)
                 obj = ObjectState(k, target.feature, target.mean)
             obj.box = None if box is None else persam.widen_box(box, self.options.margin, h, w)
+            if self.options.anchor == "interior":
+                obj.interior = persam.interior_point(mask)
             self.objects.append(obj)
         live = [o for o in self.objects if o.feature is not None]
         if live:
@@ -173,7 +186,7 @@ class VideoSegmenter:
         start = time.perf_counter()
         rows = [i for i, _ in todo]
         points = persam.top_points(maps[rows], 1)
-        centres = torch.as_tensor(np.stack([persam.box_centre(o.box) for _, o in todo]), device=self.device)
+        centres = torch.as_tensor(np.stack([self._anchor(o) for _, o in todo]), device=self.device)
         prompts = persam.Prompts(
             points=torch.cat((points, centres[:, None]), dim=1),
             labels=torch.ones(len(todo), 2, device=self.device),
@@ -245,7 +258,7 @@ class VideoSegmenter:
         opts = self.options
         points = [persam.top_points(maps, opts.topk)]
         if with_box:
-            centres = np.stack([persam.box_centre(o.box) for o in objs])
+            centres = np.stack([self._anchor(o) for o in objs])
             points.append(torch.as_tensor(centres, device=self.device)[:, None])
         n_pos = sum(p.shape[1] for p in points)
         labels = [torch.ones(len(objs), n_pos, device=self.device)]
@@ -264,6 +277,11 @@ class VideoSegmenter:
             result = persam.decode_persam_f(self.predictor, prompts, weights, switches, maps, means)
         else:
             result = persam.decode_persam(self.predictor, prompts, switches, maps, means)
+        if with_box and opts.box_clip:
+            outside = ~persam.box_mask(boxes, *result.logits.shape[-2:])
+            result.logits[outside] = float("-inf")
+            result = persam.Decoding(result.logits, result.found & (result.logits > 0).flatten(1).any(dim=1),
+                                     result.scores)
         if not gate:
             return result
         rejected = torch.zeros(len(objs), dtype=torch.bool, device=self.device)
@@ -278,6 +296,12 @@ class VideoSegmenter:
         result.logits[rejected] = float("-inf")
         return persam.Decoding(result.logits, result.found & ~rejected, result.scores)
 
+    def _anchor(self, obj: ObjectState) -> np.ndarray:
+        """The extra positive point of a boxed object (see ``TrackerOptions.anchor``)."""
+        if self.options.anchor == "interior" and obj.interior is not None:
+            return obj.interior
+        return persam.box_centre(obj.box)
+
     def _update_boxes(self, labels: np.ndarray) -> None:
         """Each object's next box prior from this frame's label map (kept a while if it vanished)."""
         if not self.objects:
@@ -289,9 +313,14 @@ class VideoSegmenter:
         for obj, box in zip(self.objects, boxes):
             if box is not None:
                 widened = persam.widen_box(box, self.options.margin, h, w)
+                refused = False
                 if self.options.box_growth and obj.box is not None and obj.missing == 0:
-                    widened = persam.limit_box_growth(widened, obj.box, self.options.box_growth)
+                    limited = persam.limit_box_growth(widened, obj.box, self.options.box_growth)
+                    refused = limited is not widened  # then the last prompt, anchor included, is kept
+                    widened = limited
                 obj.box = widened
+                if self.options.anchor == "interior" and not refused:
+                    obj.interior = persam.interior_point(labels == obj.obj_id)
                 obj.missing = 0
             else:
                 obj.missing += 1

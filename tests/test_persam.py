@@ -1,6 +1,7 @@
 """The per-frame method: exact computations and the fixed defects of the public scripts."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -279,3 +280,18 @@ def test_limit_box_growth():
         held = persam.limit_box_growth(grown, previous, 1.5)
         assert held.tolist() == previous.tolist() and held.dtype == np.int64 and held is not previous
     assert persam.limit_box_growth(np.array([45, 10, 100, 65]), previous, 8.0).tolist() == [45, 10, 100, 65]
+
+
+def test_interior_point_is_deepest_inside_and_none_for_an_empty_mask():
+    mask = np.zeros((40, 60), bool)
+    mask[5:15, 10:50] = True  # a bar, 10 rows high ...
+    mask[5:35, 10:20] = True  # ... with a leg: an L whose box centre (30, 20) is outside it
+    assert not mask[20, 30]
+    x, y = persam.interior_point(mask)
+    assert mask[int(y), int(x)]
+    dist = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    assert dist[int(y), int(x)] == dist.max()
+    edge = np.zeros((10, 10), bool)
+    edge[:, :3] = True  # touching the frame's border: the border counts as outside
+    assert persam.interior_point(edge)[0] == 1
+    assert persam.interior_point(np.zeros((5, 5), bool)) is None

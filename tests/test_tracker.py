@@ -165,3 +165,72 @@ def test_box_growth_limit_caps_a_flooded_box_prior(small_model, clip):
     assert seg.objects[0].box.tolist() == [0, 0, w, h]
     with pytest.raises(PersamError, match="box growth"):
         TrackerOptions(box_growth=0.5)
+
+
+def _ring(h: int = 60, w: int = 80) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    r = np.hypot(yy - 30, xx - 40)
+    return (r >= 12) & (r <= 22)
+
+
+def test_interior_anchor_sits_on_the_object_where_the_box_centre_does_not(small_model, clip):
+    """A ring: the recipe's extra positive point (box centre) falls in the hole; the interior
+    anchor is on the ring, in the seed frame's fit and on later frames, and follows the mask."""
+    seed = np.zeros(clip.labels[0].shape, np.uint8)
+    ring = _ring()
+    seed[:ring.shape[0], :ring.shape[1]][ring] = 5
+    calls = []
+    original = persam.predict
+
+    def spy(predictor, prompts, *args, **kwargs):
+        calls.append(prompts.points[0, -1].tolist())
+        return original(predictor, prompts, *args, **kwargs)
+
+    anchors = {}
+    for anchor in ("box-centre", "interior"):
+        seg = VideoSegmenter(small_model, TrackerOptions(method="persam-f", fit_iterations=5, anchor=anchor))
+        calls.clear()
+        persam.predict = spy
+        try:
+            seg.init(clip.frames[0], seed)
+            seg.step(clip.frames[1])
+        finally:
+            persam.predict = original
+        anchors[anchor] = calls[:2]  # the fit's prompt and the first decoder pass of frame 1
+    x, y = anchors["box-centre"][0]
+    assert not seed[int(y), int(x)]  # the box centre is in the hole
+    for x, y in anchors["interior"]:
+        assert seed[int(y), int(x)] == 5
+        assert 16 <= np.hypot(y - 30, x - 40) <= 18  # the middle of the ring's band
+    moved = np.roll(seed, (7, 9), axis=(0, 1))
+    seg._update_boxes(moved)
+    assert moved[int(seg.objects[0].interior[1]), int(seg.objects[0].interior[0])] == 5
+    with pytest.raises(PersamError, match="unknown anchor"):
+        TrackerOptions(anchor="centroid")
+
+
+def test_box_clip_keeps_each_mask_inside_its_box_prompt(small_model, clip):
+    seed = relabel(clip.labels[0], {1: 3, 2: 7})
+    outside = {}
+    for box_clip in (False, True):
+        seg = VideoSegmenter(small_model, TrackerOptions(method="persam-f", fit_iterations=5, box_clip=box_clip))
+        seg.init(clip.frames[0], seed)
+        x0, y0, x1, y1 = seg.objects[0].box
+        small = np.array([x0, y0, (x0 + x1) // 2, (y0 + y1) // 2])  # a quarter of object 3's box
+        seg.objects[0].box = small
+        labels = seg.step(clip.frames[1])
+        inside = np.zeros(labels.shape, bool)
+        inside[small[1]:small[3] + 1, small[0]:small[2] + 1] = True
+        outside[box_clip] = int(((labels == 3) & ~inside).sum())
+        assert 3 in labels and 7 in labels
+    assert outside[False] > 0  # the model does spill out of a box that is too small ...
+    assert outside[True] == 0  # ... and the clip cuts it back to the box
+
+
+def test_box_mask_matches_slicing():
+    boxes = torch.tensor([[2, 1, 5, 3], [0, 0, 9, 6], [4, 4, 4, 4]])
+    got = persam.box_mask(boxes, 7, 10)
+    for box, mask in zip(boxes.tolist(), got):
+        want = torch.zeros(7, 10, dtype=torch.bool)
+        want[box[1]:box[3] + 1, box[0]:box[2] + 1] = True
+        assert torch.equal(mask, want)

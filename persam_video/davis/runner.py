@@ -45,7 +45,7 @@ redoes the others from their first frame.
 _MODEL_KEYS = ("model_type", "checkpoint", "device", "threads")
 _METHOD_KEYS = ("method", "topk", "margin", "target_mode", "negative_point", "guided_attention",
                 "semantic_prompt", "keep_box_frames", "redetect_ratio", "quality_gate", "box_growth",
-                "fit_iterations")
+                "anchor", "box_clip", "fit_iterations")
 
 
 def add_parser(davis_sub: argparse._SubParsersAction) -> None:
