@@ -309,9 +309,13 @@ class Decoding(NamedTuple):
 
 
 class Cascade:
-    """Keeps, per object, the last non-empty result of a cascade of decoder passes."""
+    """Keeps, per object, the last non-empty result of a cascade of decoder passes.
 
-    def __init__(self, n: int, like: torch.Tensor):
+    With ``region`` (N, H, W) bool, every pass's mask is first cut to it (``-inf`` outside), so
+    what is kept, and the tight boxes the next passes are prompted with, stay inside it."""
+
+    def __init__(self, n: int, like: torch.Tensor, region: Optional[torch.Tensor] = None):
+        self.region = region
         self.logits = torch.full((n,) + tuple(like.shape[-2:]), float("-inf"), device=like.device)
         self.scores = torch.zeros(n, device=like.device)
         self.active = torch.ones(n, dtype=torch.bool, device=like.device)
@@ -320,6 +324,7 @@ class Cascade:
     def update(self, logits: torch.Tensor, scores: torch.Tensor) -> None:
         """Accept ``logits`` (and their predicted IoU ``scores``) for the still-active objects
         whose mask is non-empty; stop the others."""
+        logits = self.cut(logits)
         nonempty = (logits > 0).flatten(1).any(dim=1)
         take = self.active & nonempty
         self.logits[take] = logits[take]
@@ -327,27 +332,35 @@ class Cascade:
         self.found |= take
         self.active &= nonempty
 
+    def cut(self, logits: torch.Tensor) -> torch.Tensor:
+        """``logits`` (N, ..., H, W) with ``-inf`` outside the region (unchanged without one)."""
+        if self.region is None:
+            return logits
+        region = self.region.reshape(self.region.shape[:1] + (1,) * (logits.dim() - 3) + self.region.shape[1:])
+        return logits.masked_fill(~region, float("-inf"))
+
     def result(self) -> Decoding:
         return Decoding(self.logits, self.found, self.scores)
 
 
 def decode_persam(predictor: SamPredictor, prompts: Prompts, switches: Switches = Switches(),
                   attention_maps: Optional[torch.Tensor] = None,
-                  target_means: Optional[torch.Tensor] = None) -> Decoding:
+                  target_means: Optional[torch.Tensor] = None, clip_to_box: bool = False) -> Decoding:
     """Training-free PerSAM on one frame for a batch of objects (section 4).
 
     Returns full-resolution logits (N, H, W) (``-inf`` where an object is absent), a bool
-    (N,) telling which objects were found and the predicted IoU of each kept mask.
+    (N,) telling which objects were found and the predicted IoU of each kept mask. With
+    ``clip_to_box`` (not in the public recipe) every pass's mask is cut to the box prompt.
     """
     first = predict(predictor, prompts,
                     attention_maps=attention_maps if switches.guided_attention else None,
                     target_means=target_means if switches.semantic_prompt else None)
-    full = first.logits
+    cascade = _cascade(prompts, first, clip_to_box)
+    full = cascade.cut(first.logits)
     choice = largest_mask(full, predictor.model.mask_threshold)
     rows = torch.arange(choice.shape[0], device=choice.device)
     logits = full[rows, choice]
     low = first.low_res[rows, choice][:, None]
-    cascade = Cascade(logits.shape[0], logits)
     cascade.update(logits, first.scores[rows, choice])
 
     no_box = Prompts(prompts.points, prompts.labels, None)
@@ -358,6 +371,16 @@ def decode_persam(predictor: SamPredictor, prompts: Prompts, switches: Switches 
     logits, _, score = predict(predictor, Prompts(prompts.points, prompts.labels, boxes), mask_input=low).best()
     cascade.update(logits, score)
     return cascade.result()
+
+
+def _cascade(prompts: Prompts, first: Decoded, clip_to_box: bool) -> Cascade:
+    """A cascade for the objects of ``first``, cut to their box prompts with ``clip_to_box``."""
+    n = first.low_res.shape[0]
+    size = tuple(first.predictor.original_size)
+    region = None
+    if clip_to_box and prompts.boxes is not None:
+        region = box_mask(prompts.boxes, *size)
+    return Cascade(n, torch.empty((n,) + size, device=first.low_res.device), region)
 
 
 def _fallback_boxes(prompts: Prompts, like: torch.Tensor) -> torch.Tensor:
@@ -378,23 +401,24 @@ def fuse(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 def decode_persam_f(predictor: SamPredictor, prompts: Prompts, weights: torch.Tensor,
                     switches: Switches = Switches(), attention_maps: Optional[torch.Tensor] = None,
-                    target_means: Optional[torch.Tensor] = None) -> Decoding:
-    """PerSAM-F on one frame for a batch of objects (section 5). Same returns as :func:`decode_persam`
-    (the fused first mask's score is the same weighted sum of the three scores)."""
+                    target_means: Optional[torch.Tensor] = None, clip_to_box: bool = False) -> Decoding:
+    """PerSAM-F on one frame for a batch of objects (section 5). Same returns and ``clip_to_box``
+    as :func:`decode_persam` (the fused first mask's score is the same weighted sum of the three
+    scores)."""
     first = predict(predictor, prompts,
                     attention_maps=attention_maps if switches.guided_attention else None,
                     target_means=target_means if switches.semantic_prompt else None)
     # Post-processing is linear (bilinear resizes and a crop), so upscaling the fused low-res
     # logits equals fusing the three full-res logits (to float rounding) at a third of the cost.
+    cascade = _cascade(prompts, first, clip_to_box)
     low = fuse(first.low_res, weights)[:, None]
-    fused = first.upscale(low)[:, 0]
+    fused = cascade.cut(first.upscale(low)[:, 0])
     empty = ~(fused > 0).flatten(1).any(dim=1)
     score = fuse(first.scores, weights)
     if bool(empty.any()):
         best, _, best_score = first.best()
-        fused = torch.where(empty[:, None, None], best, fused)
+        fused = torch.where(empty[:, None, None], cascade.cut(best), fused)
         score = torch.where(empty, best_score, score)
-    cascade = Cascade(fused.shape[0], fused)
     cascade.update(fused, score)
 
     for _ in range(2):

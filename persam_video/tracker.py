@@ -54,8 +54,9 @@ class TrackerOptions:
     # recipe), or "interior": the previous mask's most interior pixel, which lies on the object
     # whatever its shape (a ring's or a crescent's box centre does not)
     anchor: str = "box-centre"
-    # cut each object's mask to its box prompt (off: not in the public recipe). The box prompt
-    # says "the object is in here"; a mask that spills out of it floods the next frame's box
+    # cut each object's mask to its box prompt, in every pass of the cascade (off: not in the
+    # public recipe). The box prompt says "the object is in here"; a mask that spills out of it
+    # would prompt the refinements and the next frame with a wider box
     box_clip: bool = False
     fit_iterations: int = 800
     fit_lr: float = 4e-4
@@ -274,14 +275,10 @@ class VideoSegmenter:
         if opts.method == "persam-f":
             weights = torch.stack([o.weights if o.weights is not None
                                    else torch.full((2,), 1 / 3, device=self.device) for o in objs])
-            result = persam.decode_persam_f(self.predictor, prompts, weights, switches, maps, means)
+            result = persam.decode_persam_f(self.predictor, prompts, weights, switches, maps, means,
+                                            clip_to_box=opts.box_clip)
         else:
-            result = persam.decode_persam(self.predictor, prompts, switches, maps, means)
-        if with_box and opts.box_clip:
-            outside = ~persam.box_mask(boxes, *result.logits.shape[-2:])
-            result.logits[outside] = float("-inf")
-            result = persam.Decoding(result.logits, result.found & (result.logits > 0).flatten(1).any(dim=1),
-                                     result.scores)
+            result = persam.decode_persam(self.predictor, prompts, switches, maps, means, clip_to_box=opts.box_clip)
         if not gate:
             return result
         rejected = torch.zeros(len(objs), dtype=torch.bool, device=self.device)

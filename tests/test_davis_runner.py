@@ -108,6 +108,9 @@ def test_a_rerun_with_other_weights_or_options_names_what_changed(davis, full_ru
     assert png_bytes(out) == before  # skipping keeps the results; the note says how to redo them
     code, _, err = run_cli(davis_run(root, out, small_checkpoint, "--sequences", names[0], "--margin", 5), capsys)
     assert code == 0 and "margin=10" in err and "weights_sha256" not in err
+    code, _, err = run_cli(davis_run(root, out, small_checkpoint, "--sequences", names[0], "--anchor", "interior",
+                                     "--box-clip"), capsys)
+    assert code == 0 and "anchor='box-centre'" in err and "box_clip=False" in err and "margin" not in err
     code, _, err = run_cli(davis_run(root, out, small_checkpoint, "--sequences", names[0]), capsys)
     assert code == 0 and "other settings" not in err  # the same settings: skipped silently (--quiet)
     assert png_bytes(out) == before

@@ -295,3 +295,32 @@ def test_interior_point_is_deepest_inside_and_none_for_an_empty_mask():
     edge[:, :3] = True  # touching the frame's border: the border counts as outside
     assert persam.interior_point(edge)[0] == 1
     assert persam.interior_point(np.zeros((5, 5), bool)) is None
+
+
+def test_clip_to_box_cuts_every_pass_to_the_box_prompt(predictor, monkeypatch):
+    """Scripted passes whose masks spill far out of the box prompt: with ``clip_to_box`` the kept
+    mask and the tight boxes that prompt the refinements stay inside it; without, they do not."""
+    h, w = predictor.model.prompt_encoder.mask_input_size
+    low = torch.full((1, 3, h, w), -4.0)
+    low[0, :, :40, :40] = 4.0
+    spill = persam.Decoded(scores=torch.tensor([[0.5, 0.6, 0.7]]), low_res=low, predictor=predictor)
+    x1, y1 = 15, 12
+    prompts = persam.Prompts(torch.tensor([[[5.0, 5.0]]]), torch.ones(1, 1), torch.tensor([[0.0, 0.0, x1, y1]]))
+    decoders = [persam.decode_persam,
+                lambda pr, pm, **kw: persam.decode_persam_f(pr, pm, torch.tensor([[0.25, 0.5]]), **kw)]
+    for decode in decoders:
+        for clip_to_box in (False, True):
+            boxes = []
+
+            def scripted(pred, pm, *args, **kwargs):
+                boxes.append(pm.boxes)
+                return spill
+
+            monkeypatch.setattr(persam, "predict", scripted)
+            result = decode(predictor, prompts, clip_to_box=clip_to_box)
+            ys, xs = torch.nonzero(result.logits[0] > 0, as_tuple=True)
+            refinements = [b[0].tolist() for b in boxes[1:] if b is not None]
+            assert bool(result.found[0]) and refinements
+            inside = int(xs.max()) <= x1 and int(ys.max()) <= y1
+            assert inside == clip_to_box
+            assert all(b[2] <= x1 and b[3] <= y1 for b in refinements) == clip_to_box
