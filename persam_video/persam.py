@@ -314,12 +314,13 @@ class Cascade:
     With ``region`` (N, H, W) bool, every pass's mask is first cut to it (``-inf`` outside), so
     what is kept, and the tight boxes the next passes are prompted with, stay inside it."""
 
-    def __init__(self, n: int, like: torch.Tensor, region: Optional[torch.Tensor] = None):
+    def __init__(self, n: int, size: Tuple[int, int], device: torch.device,
+                 region: Optional[torch.Tensor] = None):
         self.region = region
-        self.logits = torch.full((n,) + tuple(like.shape[-2:]), float("-inf"), device=like.device)
-        self.scores = torch.zeros(n, device=like.device)
-        self.active = torch.ones(n, dtype=torch.bool, device=like.device)
-        self.found = torch.zeros(n, dtype=torch.bool, device=like.device)
+        self.logits = torch.full((n,) + tuple(size), float("-inf"), device=device)
+        self.scores = torch.zeros(n, device=device)
+        self.active = torch.ones(n, dtype=torch.bool, device=device)
+        self.found = torch.zeros(n, dtype=torch.bool, device=device)
 
     def update(self, logits: torch.Tensor, scores: torch.Tensor) -> None:
         """Accept ``logits`` (and their predicted IoU ``scores``) for the still-active objects
@@ -375,12 +376,9 @@ def decode_persam(predictor: SamPredictor, prompts: Prompts, switches: Switches 
 
 def _cascade(prompts: Prompts, first: Decoded, clip_to_box: bool) -> Cascade:
     """A cascade for the objects of ``first``, cut to their box prompts with ``clip_to_box``."""
-    n = first.low_res.shape[0]
     size = tuple(first.predictor.original_size)
-    region = None
-    if clip_to_box and prompts.boxes is not None:
-        region = box_mask(prompts.boxes, *size)
-    return Cascade(n, torch.empty((n,) + size, device=first.low_res.device), region)
+    region = box_mask(prompts.boxes, *size) if clip_to_box and prompts.boxes is not None else None
+    return Cascade(first.low_res.shape[0], size, first.low_res.device, region)
 
 
 def _fallback_boxes(prompts: Prompts, like: torch.Tensor) -> torch.Tensor:

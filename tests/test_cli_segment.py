@@ -1,12 +1,14 @@
 """`persam-video segment` end to end, and every bad input as a one-line error."""
 from __future__ import annotations
 
+import argparse
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from persam_video.cli import main
+from persam_video.cli_options import add_method_options, tracker_options
 from persam_video.masks import DAVIS_PALETTE, read_label_png
 from persam_video.synthetic import make_clip
 
@@ -148,8 +150,18 @@ def test_help_explains_every_option(capsys):
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     for option in ("--mask", "--out", "--method", "--model-type", "--checkpoint", "--device", "--objects",
-                   "--start", "--save-state", "--load-state", "--guided-attention", "--semantic-prompt"):
+                   "--start", "--save-state", "--load-state", "--guided-attention", "--semantic-prompt",
+                   "--anchor", "--box-clip"):
         assert option in text
+
+
+def test_method_options_reach_the_tracker():
+    parser = argparse.ArgumentParser()
+    add_method_options(parser)
+    plain = tracker_options(parser.parse_args([]))
+    assert (plain.anchor, plain.box_clip, plain.margin) == ("box-centre", False, 10)  # the public recipe
+    tuned = tracker_options(parser.parse_args(["--anchor", "interior", "--box-clip", "--margin", "5"]))
+    assert (tuned.anchor, tuned.box_clip, tuned.margin) == ("interior", True, 5)
 
 
 def test_broken_pipe_exits_quietly(tmp_path):
