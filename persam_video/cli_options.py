@@ -68,8 +68,9 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
                             "the object whatever its shape (a ring's box centre is in its hole) "
                             "(default: %(default)s)")
     group.add_argument("--box-clip", action="store_true",
-                       help="not in the public recipe: cut each object's mask to its box prompt, so that a "
-                            "mask spilling out of the box cannot widen the next frame's box")
+                       help="not in the public recipe: cut each object's mask to its box prompt in every "
+                            "decoder pass, so that a mask spilling out of the box cannot widen the refinements' "
+                            "boxes or the next frame's")
     group.add_argument("--fit-iterations", type=int, default=800, metavar="N",
                        help="PerSAM-F fitting iterations (default: 800)")
 

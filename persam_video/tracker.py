@@ -306,8 +306,9 @@ class VideoSegmenter:
         h, w = labels.shape
         label_t = torch.as_tensor(labels, device=self.device)
         ids = torch.as_tensor([o.obj_id for o in self.objects], device=self.device, dtype=label_t.dtype)
-        boxes = persam.tight_boxes(label_t[None] == ids[:, None, None])
-        for obj, box in zip(self.objects, boxes):
+        masks = label_t[None] == ids[:, None, None]
+        boxes = persam.tight_boxes(masks)
+        for obj, box, mask in zip(self.objects, boxes, masks):
             if box is not None:
                 widened = persam.widen_box(box, self.options.margin, h, w)
                 refused = False
@@ -317,7 +318,7 @@ class VideoSegmenter:
                     widened = limited
                 obj.box = widened
                 if self.options.anchor == "interior" and not refused:
-                    obj.interior = persam.interior_point(labels == obj.obj_id)
+                    obj.interior = persam.interior_point(mask.cpu().numpy())
                 obj.missing = 0
             else:
                 obj.missing += 1
