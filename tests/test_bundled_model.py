@@ -9,18 +9,15 @@ too, so that a broken, untrained or mismatched file fails.
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 import torch
-from segment_anything import SamPredictor
 
-from persam_video.davis.metrics import j_measure
+from conftest import load_tool
 from persam_video.models import BUNDLED_DIR, build_model, bundled_checkpoint, load_sam, sha256_of
-from persam_video.synthetic import make_clip, render_scene
-from persam_video.tracker import TrackerOptions, VideoSegmenter
 
-UNSEEN = 424242  # training renders from (run seed, step) and clip seeds >= 10**10: never this stream
+BARS = load_tool("model_bars")  # the checks, shared with the tool that reports them for any checkpoint
+one_point_ious, tracked_j = BARS.one_point_ious, BARS.tracked_j
 
 
 @pytest.fixture(scope="module")
@@ -41,35 +38,10 @@ def test_bundled_weights_load_and_match_their_sha256(bundled):
     assert bundled.image_encoder.img_size == 512
 
 
-def one_point_ious(model) -> list:
-    """IoU of the best-scored mask for one point at the centre of a single unseen shape."""
-    rng = np.random.default_rng(UNSEEN)
-    ious = []
-    for _ in range(10):
-        rgb, labels = render_scene(rng, (240, 320), 1)
-        gt = labels == 1
-        dist = cv2.distanceTransform(gt.astype(np.uint8), cv2.DIST_L2, 3)
-        y, x = np.unravel_index(dist.argmax(), dist.shape)
-        predictor = SamPredictor(model)
-        predictor.set_image(rgb)
-        masks, quality, _ = predictor.predict(np.array([[x, y]]), np.array([1]), multimask_output=True)
-        best = masks[quality.argmax()]
-        ious.append(float((best & gt).sum() / max((best | gt).sum(), 1)))
-    return ious
-
-
 def test_one_point_on_an_unseen_shape(bundled, untrained):
     trained = np.median(one_point_ious(bundled))
     baseline = np.median(one_point_ious(untrained))
     assert trained >= 0.8 and trained >= 5 * baseline, (trained, baseline)  # issue 5's bar
-
-
-def tracked_j(model) -> float:
-    clip = make_clip(seed=UNSEEN, n_frames=20, size=(240, 427), n_objects=2, camera_motion=False)
-    seg = VideoSegmenter(model, TrackerOptions(method="persam-f"))
-    seg.init(clip.frames[0], clip.labels[0])
-    outputs = np.stack([labels for _, labels in seg.propagate(clip.frames[1:])])
-    return float(np.mean([j_measure(outputs == k, clip.labels[1:] == k).mean() for k in (1, 2)]))
 
 
 def test_tracker_over_a_20_frame_clip(bundled, untrained):
