@@ -61,6 +61,11 @@ CONFIGS = [
     ("PerSAM-F + box clip", ["--method", "persam-f", "--box-clip"]),
     ("PerSAM + interior anchor + box clip", ["--method", "persam", "--anchor", "interior", "--box-clip"]),
     ("PerSAM-F + interior anchor + box clip", ["--method", "persam-f", "--anchor", "interior", "--box-clip"]),
+    # the combination benchmarks/README.md recommends for the bundled model
+    ("PerSAM + interior anchor + box clip + margin 5",
+     ["--method", "persam", "--anchor", "interior", "--box-clip", "--margin", "5"]),
+    ("PerSAM-F + interior anchor + box clip + margin 5",
+     ["--method", "persam-f", "--anchor", "interior", "--box-clip", "--margin", "5"]),
 ]
 
 
