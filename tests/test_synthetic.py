@@ -328,27 +328,6 @@ def test_iou_weight_scales_only_the_iou_term_and_survives_resume(monkeypatch, tm
     assert seen == [3.0]
 
 
-def test_train_only_iou_head_changes_that_head_alone_and_survives_resume(monkeypatch, tmp_path):
-    import torch
-
-    trainer = _trainer(monkeypatch, tmp_path)
-    tiny = ["--img-size", "64", "--images", "1", "--prompts", "2", "--max-objects", "2", "--threads", "1",
-            "--warmup", "1", "--bar-interval", "60", "--lr", "1e-2"]
-    assert trainer.main(["--run", "base", "--steps", "1"] + tiny) == 0
-    start = tmp_path / "runs" / "base" / "last.pt"
-    calibrate = ["--run", "head", "--init", str(start), "--train-only", "iou-head", "--steps", "2"]
-    assert trainer.main(calibrate + ["--stop-after", "1"] + tiny) == 0
-    assert trainer.main(["--run", "head", "--resume", "--threads", "1"]) == 0  # --train-only kept
-
-    def weights(run):
-        return torch.load(tmp_path / "runs" / run / "last.pt", map_location="cpu", weights_only=False)["model"]
-
-    before, after = weights("base"), weights("head")
-    changed = {name for name in before if not torch.equal(before[name], after[name])}
-    head = {name for name in before if name.startswith("mask_decoder.iou_prediction_head.")}
-    assert changed == head and head
-
-
 def test_clip_frames_for_training_are_resized_like_the_predictor_and_prompted_from_the_last_frame(
         monkeypatch, tmp_path):
     import torch

@@ -557,24 +557,9 @@ def lr_at(step: int, total: int, base: float, warmup: int, final_ratio: float = 
     return base * (final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-TRAIN_ONLY = {"iou-head": ("mask_decoder.iou_prediction_head.",)}
-
-
-def freeze_except(model: torch.nn.Module, part: Optional[str]) -> None:
-    """With ``--train-only PART``, only the parameters of that part are trained (the rest is
-    frozen, and the encoder runs without a graph: a cheap calibration stage)."""
-    if part is None:
-        return
-    prefixes = TRAIN_ONLY[part]
-    for name, p in model.named_parameters():
-        p.requires_grad_(name.startswith(prefixes))
-
-
 def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for name, p in model.named_parameters():
-        if not p.requires_grad:  # frozen by --train-only
-            continue
         (no_decay if p.ndim <= 1 or "pos" in name or name.endswith("embed.weight") else decay).append(p)
     return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.999))
@@ -714,7 +699,6 @@ def _train(args: argparse.Namespace, rank: int, world: int) -> Path:
         args.clip_share = saved.get("clip_share", 0.0)  # ... still scenes only
         args.loose_box = saved.get("loose_box", 0.0)
         args.workers = saved.get("workers", 1)  # ... one process
-        args.train_only = saved.get("train_only")
         step = ckpt["step"]
         if args.extend_to is not None:  # ... unless asked: the cosine is stretched to the new length
             if args.extend_to <= step:
@@ -723,7 +707,6 @@ def _train(args: argparse.Namespace, rank: int, world: int) -> Path:
                 print(f"extending the run from {args.steps} to {args.extend_to} steps", flush=True)
             args.steps = args.extend_to
         model = build_at(ckpt["img_size"], ckpt["model"])
-        freeze_except(model, args.train_only)
         opt = make_optimizer(model, args.lr, args.weight_decay)
         fit_optimizer_state(opt, ckpt["optimizer"])
         elapsed = ckpt.get("elapsed", 0.0)
@@ -739,7 +722,6 @@ def _train(args: argparse.Namespace, rank: int, world: int) -> Path:
             if lead:
                 print(f"starting {folder} from the weights in {args.init}", flush=True)
         model = build_at(parse_schedule(args.size_schedule)[0][1] if args.size_schedule else args.img_size, init)
-        freeze_except(model, args.train_only)
         opt = make_optimizer(model, args.lr, args.weight_decay)
         step, elapsed = 0, 0.0
         if lead:
@@ -791,7 +773,6 @@ def _train(args: argparse.Namespace, rank: int, world: int) -> Path:
                 state, opt_state = model.state_dict(), opt.state_dict()
                 model = build_at(size, state)
                 model.train()
-                freeze_except(model, args.train_only)
                 opt = make_optimizer(model, args.lr, args.weight_decay)
                 fit_optimizer_state(opt, opt_state)
                 say(f"step {step}: image size {size}")
@@ -972,9 +953,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--init", default=None,
                    help="start a new run from these weights (a state_dict such as the bundled one, or a run's last.pt) "
                         "instead of random ones; use another --seed than the first run so the images differ")
-    p.add_argument("--train-only", choices=sorted(TRAIN_ONLY), default=None,
-                   help="train only this part, the rest frozen (iou-head: recalibrate the IoU prediction that "
-                        "picks SAM's best-scored mask, after the masks have been trained; use with --init)")
     p.add_argument("--resume", action="store_true", help="continue the run from its last.pt")
     p.add_argument("--extend-to", type=int, default=None, metavar="STEPS",
                    help="with --resume: raise the run's total steps (the learning-rate cosine is stretched "
