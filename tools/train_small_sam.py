@@ -88,6 +88,18 @@ such a set, not on the clips, with a seed of its own (not bench_quality's defaul
 
     python benchmarks/bench_quality.py --seed 55 --configs 1 --no-references --checkpoint run.pth
 
+One run from scratch that fits the issue's budget of 2 hours on 2 cores (b2h: 6000 steps, 256 px
+then 512 from step 2600, one cosine; 108 min of training, 1 h 49 min wall on this project's
+2-core Xeon, 1.7 GB per process). It tracks better than the bundled chain but misses the
+one-point bar on the test's 10 shapes (0.785), so it is not bundled; figures in
+benchmarks/README.md::
+
+    python tools/train_small_sam.py --run b2h --workers 2 --threads 1 --steps 6000 \
+        --size-schedule 0:256,2600:512 --prompt-mix tracker --clip-share 0.4 --loose-box 0.2 \
+        --lr 5e-4 --warmup 150 --clip 2 --loss-warm 100000 --seed 7
+    python tools/train_small_sam.py --run b2h --no-train --export --export-to b2h.pth
+    python tools/model_bars.py --checkpoint b2h.pth    # issue 5's bars, as the tests measure them
+
 ``--loss-warm 100000`` keeps BCE + dice for the whole run instead of SAM's 20 * focal + dice:
 in these short CPU runs the focal loss left the decoder at empty masks for too long.
 ``tools/loss_curve.py v2b v5 v6 v8`` prints the loss curve of the chain.
