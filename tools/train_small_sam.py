@@ -951,8 +951,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         "side, as after a mask spilled over (default 0)")
     p.add_argument("--workers", type=int, default=1,
                    help="training processes, data parallel: each renders and trains its share of a step's "
-                        "--images, gradients averaged (2 on 2 cores: about 1.9x one process, where 2 threads "
-                        "give 1.25x). Part of the run: the data of a step depends on it, a resumed run keeps it")
+                        "--images, gradients averaged (2 on 2 cores: 1.7x one single-thread process at 512 px, "
+                        "where 2 threads give 1.35x). Part of the run: the data of a step depends on it, a resumed run keeps it")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads per process (default: the CPU count / --workers)")
     p.add_argument("--runs-dir", default=None, help="where runs are kept (default tools/train_runs)")
