@@ -71,9 +71,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     torch.set_num_threads(args.threads)
     model = load_sam("small", args.checkpoint, device="cpu")
     options = TrackerOptions(method="persam-f", anchor=args.anchor, box_clip=args.box_clip, margin=args.margin)
+    first_40 = one_point_ious(model, 40)  # the stream is drawn in order: its first 10 are the test's shapes
     rows = [
-        ("one point, median IoU, the test's 10 shapes (bar 0.8)", np.median(one_point_ious(model))),
-        ("one point, median IoU, 40 of that stream", np.median(one_point_ious(model, 40))),
+        ("one point, median IoU, the test's 10 shapes (bar 0.8)", np.median(first_40[:10])),
+        ("one point, median IoU, 40 of that stream", np.median(first_40)),
         (f"one point, median IoU, 40 of stream {OTHER_STREAM}", np.median(one_point_ious(model, 40, OTHER_STREAM))),
         ("tracker J, the test's clip (bar 0.7)", tracked_j(model, options=options)),
         (f"tracker J, clips {OTHER_CLIPS[0]}-{OTHER_CLIPS[-1]}, mean",
