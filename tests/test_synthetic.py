@@ -381,7 +381,7 @@ def test_a_step_with_nothing_to_train_on_changes_nothing(monkeypatch, tmp_path):
     monkeypatch.setattr(trainer, "render_sample", lambda *a: empty)
     torch.manual_seed(0)
     out = trainer.train_step(trainer.build_at(64), np.random.default_rng(0), 64, 2, 2, 2)
-    assert out["loss"].item() == 0.0
+    assert out["loss"].item() == 0.0 and out["images"] == 0  # (weight 0 when processes average gradients)
     out["loss"].backward()  # (a zero step, not a crash: clip frames can have every object out of view)
     # ... and the clip frames drawn for training always show an object
     calls = []
@@ -449,3 +449,58 @@ def test_data_parallel_workers_average_their_gradients_and_resume(monkeypatch, t
         # float noise of the summation order count where a gradient is ~0 (attention key
         # biases): 1e-4 is a tenth of one step's move; one process's gradient alone is off by ~1e-3
         torch.testing.assert_close(got["model"][key], value, rtol=0, atol=1e-4, msg=key)
+
+
+
+_AVERAGE_SCRIPT = """
+import os, sys, torch, torch.distributed as dist, torch.multiprocessing as mp
+sys.path.insert(0, os.path.join({root!r}, "tools"))
+import train_small_sam as trainer
+
+CASES = [(1.0, 1.0), (2.0, 1.0), (1.0, 0.0)]  # (rank 0's weight, rank 1's)
+
+def run(rank, port, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    results = []
+    for weights in CASES:
+        model = torch.nn.Linear(3, 2)
+        model.weight.grad = torch.full((2, 3), float(rank + 1))  # rank 0: ones, rank 1: twos
+        if rank == 0:
+            model.bias.grad = torch.tensor([4.0, 8.0])  # rank 1 has none for the bias
+        total = trainer.average_gradients(model, weights[rank])
+        results.append((total, model.weight.grad, model.bias.grad))
+    if rank == 0:
+        torch.save(results, out)
+    dist.destroy_process_group()
+
+if __name__ == "__main__":
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    mp.start_processes(run, args=(port, sys.argv[1]), nprocs=2, join=True, start_method="spawn")
+"""
+
+
+def test_average_gradients_weights_processes_by_the_images_they_trained_on(tmp_path):
+    """Two gloo processes: the mean gradient weighted by each process's trained images, so a
+    process whose images had nothing to train on does not halve the other's gradient."""
+    import subprocess
+    import sys
+
+    import torch
+
+    trainer = load_tool("train_small_sam")
+    script = tmp_path / "average.py"
+    script.write_text(_AVERAGE_SCRIPT.format(root=str(trainer.ROOT)))
+    subprocess.run([sys.executable, str(script), str(tmp_path / "out.pt")], check=True, capture_output=True,
+                   timeout=120)
+    expected = [  # (total weight, weight's gradient, bias's gradient: 0 where a process has none)
+        (2.0, 1.5, [2.0, 4.0]),          # weights 1, 1: the plain mean
+        (3.0, 4 / 3, [8 / 3, 16 / 3]),   # 2, 1: rank 0 trained on two images, rank 1 on one
+        (1.0, 1.0, [4.0, 8.0]),          # 1, 0: rank 1 had nothing: rank 0's gradient, not half of it
+    ]
+    for (total, weight_grad, bias_grad), got in zip(expected, torch.load(tmp_path / "out.pt")):
+        assert got[0] == total
+        torch.testing.assert_close(got[1], torch.full((2, 3), weight_grad))
+        torch.testing.assert_close(got[2], torch.tensor(bias_grad))

@@ -38,7 +38,8 @@ The data of step k depends only on (seed, k), so a resumed run sees the same dat
 
 ``--workers N`` trains in N processes (data parallel, torch.distributed over gloo): each
 renders and trains ``--images / N`` of a step's images, from (seed, k, rank), and the
-processes average their gradients before every update, so all hold the same weights; process
+processes average their gradients (weighted by the images each had something to train on)
+before every update, so all hold the same weights; process
 0 logs and saves. On the 2-core Xeon here, at 512 px with the tracker mix and clip frames:
 2.34 s/step in one process with one thread, 1.73 with two threads, 1.35 with ``--workers 2
 --threads 1`` (1.7x; a step waits for the slower of the two images).
@@ -115,7 +116,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -504,8 +505,10 @@ def prompt_losses(low: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor, m
 def train_step(model, rng: np.random.Generator, size: int, prompts_per_image: int, images: int,
                max_objects: int, focal_weight: float = 20.0, gamma: float = 2.0,
                mix: Dict[str, float] = MODES, iou_weight: float = 1.0, clip_share: float = 0.0,
-               loose: float = 0.0) -> Dict[str, torch.Tensor]:
-    """Losses of one step: ``images`` fresh images, each with ``prompts_per_image`` prompts, two passes.
+               loose: float = 0.0) -> Dict[str, Any]:
+    """Losses of one step: ``images`` fresh images, each with ``prompts_per_image`` prompts, two passes,
+    and under ``"images"`` how many of them had an object to train on (the step's weight when
+    several processes average their gradients).
     ``iou_weight`` scales the IoU-prediction MSE (SAM: 1); ``clip_share`` is the chance that
     an image is a clip frame (render_clip_sample) rather than a still scene; ``loose`` see
     first_prompts."""
@@ -552,11 +555,12 @@ def train_step(model, rng: np.random.Generator, size: int, prompts_per_image: in
         mse_all += [m1, m2]
     if not focal_all:  # no image had an object to train on: a step that changes nothing
         zero = embeddings.sum() * 0.0
-        return {"loss": zero, "focal": zero, "dice": zero, "iou_mse": zero}
+        return {"loss": zero, "focal": zero, "dice": zero, "iou_mse": zero, "images": 0}
     focal = torch.cat(focal_all).mean()
     dice = torch.cat(dice_all).mean()
     mse = torch.cat(mse_all).mean()
-    return {"loss": focal_weight * focal + dice + iou_weight * mse, "focal": focal, "dice": dice, "iou_mse": mse}
+    return {"loss": focal_weight * focal + dice + iou_weight * mse, "focal": focal, "dice": dice, "iou_mse": mse,
+            "images": len(focal_all) // 2}
 
 
 # ----------------------------------------------------------------------- schedule, io
@@ -673,22 +677,27 @@ def _worker(rank: int, args: argparse.Namespace, port: int) -> None:
         dist.destroy_process_group()
 
 
-def average_gradients(model: torch.nn.Module, world: int) -> None:
-    """Data parallel: every process's gradients replaced by the mean over the ``world`` processes,
-    in one all-reduce. A parameter no process has a gradient for keeps none (AdamW skips it, as
-    in one process); one that some processes lack counts as zero there."""
+def average_gradients(model: torch.nn.Module, weight: float) -> float:
+    """Data parallel: every process's gradients replaced by their mean over the processes,
+    weighted by ``weight`` (the number of images the process trained on: a process whose
+    images had nothing to train on counts for nothing, instead of halving the others'
+    gradient), in one all-reduce. A parameter no trained-on process has a gradient for keeps
+    none (AdamW skips it, as in one process); one that some lack counts as zero there.
+    Returns the total weight (0: no process had anything to train on, every gradient None)."""
     import torch.distributed as dist
 
     params = [p for p in model.parameters() if p.requires_grad]
-    flat = torch.cat([torch.ones(len(params))] + [
-        p.grad.reshape(-1) if p.grad is not None else torch.zeros(p.numel()) for p in params])
-    flat[:len(params)] = torch.tensor([p.grad is not None for p in params], dtype=flat.dtype)
+    flat = torch.cat([torch.zeros(1 + len(params))] + [
+        p.grad.reshape(-1) * weight if p.grad is not None else torch.zeros(p.numel()) for p in params])
+    flat[0] = weight
+    flat[1:1 + len(params)] = torch.tensor([p.grad is not None and weight > 0 for p in params], dtype=flat.dtype)
     dist.all_reduce(flat)
-    has, offset = flat[:len(params)], len(params)
+    total, has, offset = float(flat[0]), flat[1:1 + len(params)], 1 + len(params)
     for i, p in enumerate(params):
         n = p.numel()
-        p.grad = (flat[offset:offset + n] / world).view_as(p).clone() if has[i] > 0 else None
+        p.grad = (flat[offset:offset + n] / total).view_as(p).clone() if total > 0 and has[i] > 0 else None
         offset += n
+    return total
 
 
 def _train(args: argparse.Namespace, rank: int, world: int) -> Path:
@@ -801,9 +810,11 @@ def _train(args: argparse.Namespace, rank: int, world: int) -> Path:
             losses["loss"].backward()
             values = torch.stack([losses[k].detach() for k in ("loss", "focal", "dice", "iou_mse")])
             if world > 1:
-                average_gradients(model, world)
+                weight = float(losses["images"])
+                total = average_gradients(model, weight)
+                values *= weight
                 dist.all_reduce(values)
-                values /= world
+                values /= max(total, 1.0)
             if args.clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
             opt.step()
