@@ -264,6 +264,12 @@ def test_tracker_prompt_mix_sends_persam_prompts_and_trains_every_output(monkeyp
     refined = trainer.refine_prompts(rng, first, masks, [m.copy() for m in masks], (96, 128), 512)
     assert all(p.every_output for p in refined)
     assert not any(p.every_output for p in trainer.first_prompts(rng, masks, (96, 128), 512))  # "sam" mix
+    # "tracker-whole": its one-point prompts train all three outputs on the object
+    whole = trainer.first_prompts(rng, masks * 20, (96, 128), 512, trainer.PROMPT_MIXES["tracker-whole"])
+    single = [p for p in whole if len(p.points) == 1 and p.box is None]
+    assert len(single) >= 5 and all(p.multimask and p.every_output for p in single)
+    plain = trainer.first_prompts(rng, masks * 20, (96, 128), 512, trainer.PROMPT_MIXES["tracker"])
+    assert not any(p.every_output for p in plain if len(p.points) == 1 and p.box is None)
     # losses: a flagged prompt trains the mean of outputs 1..3, an unflagged one its best output
     gt = torch.zeros(2, 8, 8)
     gt[:, 2:6, 2:6] = 1

@@ -12,7 +12,8 @@ prompts (the encoder is the expensive part):
   with ``--prompt-mix tracker`` also the tracker's own prompts: confidence-peak point(s)
   + the centre of a box widened by 0-24 px (positive even where it misses the object)
   + that box, all three multimask outputs trained (PerSAM keeps the largest, PerSAM-F
-  a weighted sum of the three);
+  a weighted sum of the three); ``--prompt-mix tracker-whole`` is the same but trains
+  all three outputs of the one-point prompts too (see the bundled recipe below);
 * pass 2 (SAM's iterative refinement): the same prompts plus the previous low-res
   logits as ``mask_input``, sometimes a corrective point from the error region and a
   tight box (from the ground truth or, as PerSAM does, from the previous mask);
@@ -136,12 +137,14 @@ RUNS_DIR = ROOT / "tools" / "train_runs"
 WEIGHTS = ROOT / "persam_video" / "weights" / "small_sam.pth"
 EVAL_SEED = 987_654_321  # held-out images: never used for training (training uses (seed, step))
 
-# prompt modes of pass 1: name -> probability
-# pass-1 prompt mixes (--prompt-mix): "sam" is SAM's kinds of prompts (stages 1-2 of the
-# bundled weights); "tracker" adds the prompts the PerSAM tracker itself sends (stage 3)
+# pass-1 prompt mixes (--prompt-mix), prompt mode -> probability: "sam" is SAM's kinds of
+# prompts; "tracker" adds the prompts the PerSAM tracker itself sends; "tracker-whole" trains
+# all three outputs of a one-point prompt on the object (a point inside a synthetic shape has
+# no part/whole ambiguity, and the small model's IoU head picks worse than the best of three)
 PROMPT_MIXES = {
     "sam": {"point1": 0.25, "posneg": 0.30, "box": 0.15, "pointbox": 0.30},
     "tracker": {"point1": 0.25, "posneg": 0.20, "box": 0.10, "pointbox": 0.15, "persam": 0.30},
+    "tracker-whole": {"point1-whole": 0.25, "posneg": 0.20, "box": 0.10, "pointbox": 0.15, "persam": 0.30},
 }
 MODES = PROMPT_MIXES["sam"]
 
@@ -343,6 +346,8 @@ def first_prompts(rng: np.random.Generator, masks: List[np.ndarray], valid: Tupl
         neg = lambda: (*_negative_point(rng, mask, valid), 0)  # noqa: E731
         if mode == "point1":
             prompts.append(Prompt(i, [pos()], None, True))
+        elif mode == "point1-whole":  # one point, all three outputs trained on the whole object
+            prompts.append(Prompt(i, [pos()], None, True, every_output=True))
         elif mode == "posneg":
             pts = [pos(), neg()] if rng.random() < 0.7 else [pos() for _ in range(int(rng.integers(1, 3)))] + [neg()]
             prompts.append(Prompt(i, pts, None, False))
@@ -949,7 +954,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--prompt-mix", choices=sorted(PROMPT_MIXES), default="sam",
                    help="pass-1 prompts: 'sam' (points, boxes, points+box) or 'tracker' (adds "
                         "PerSAM's own: peak point(s) + widened-box centre + widened box, all "
-                        "three multimask outputs trained) (default sam)")
+                        "three multimask outputs trained) or 'tracker-whole' (the same, with all "
+                        "three outputs of one-point prompts trained on the object) (default sam)")
     p.add_argument("--iou-weight", type=float, default=1.0,
                    help="weight of the IoU-prediction MSE in the loss (default 1, as SAM); a larger one trains "
                         "the head that picks among the three multimask outputs harder")
