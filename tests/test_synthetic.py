@@ -176,6 +176,9 @@ def test_trainer_steps_resume_and_export(monkeypatch, tmp_path):
     dest = tmp_path / "weights" / "small_sam.pth"
     assert trainer.main(["--run", "a", "--export", "--export-to", str(dest), "--threads", "1"]) == 0
     assert dest.with_suffix(".sha256").read_text().split()[0] == sha256_of(dest)
+    again = tmp_path / "again" / "other.pth"  # the same weights exported again: the same bytes
+    assert trainer.main(["--run", "a", "--export", "--export-to", str(again), "--threads", "1"]) == 0
+    assert sha256_of(again) == sha256_of(dest)
     assert dest.stat().st_size < 25e6
     model = load_sam("small", dest, device="cpu", progress=False)
     assert model.image_encoder.img_size == SMALL_CONFIG.img_size

@@ -127,6 +127,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import os
@@ -624,7 +625,12 @@ def parse_schedule(text: str) -> List[Tuple[int, int]]:
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    """``torch.save`` through a temporary name and a rename. Serialised in memory first: torch
+    names the archive's inner folder after the file it writes, which here would be the random
+    temporary name, so the same weights exported twice would differ byte for byte."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
 
 
 def run_dir(name: str) -> Path:
