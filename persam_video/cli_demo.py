@@ -9,7 +9,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from .cli_options import add_method_options, add_model_options, model_from_args, tracker_options
+from .cli_options import add_method_options, add_model_options, check_threads, model_from_args, tracker_options
 from .davis.metrics import f_measure, j_measure, summarise
 from .errors import PersamError
 from .export import export, write_video
@@ -115,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     if not MIN_FRAMES <= args.frames <= MAX_FRAMES:
         raise PersamError(f"--frames must be between {MIN_FRAMES} and {MAX_FRAMES}, not {args.frames}")
     options = tracker_options(args)  # a bad method option fails before anything is loaded or written
+    check_threads(args.threads)
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -106,8 +106,15 @@ def tracker_options(args: argparse.Namespace) -> TrackerOptions:
                           fit_iterations=args.fit_iterations)
 
 
+def check_threads(threads: Optional[int]) -> None:
+    """A one-line error for a ``--threads`` below 1 (torch would raise a RuntimeError)."""
+    if threads is not None and threads < 1:
+        raise PersamError(f"--threads must be at least 1, not {threads}")
+
+
 def model_from_args(args: argparse.Namespace, progress: bool = True) -> torch.nn.Module:
     """Load the model the options name (setting the thread count first)."""
+    check_threads(args.threads)
     if args.threads:
         torch.set_num_threads(args.threads)
     return load_sam(args.model_type, args.checkpoint, device=args.device, progress=progress)

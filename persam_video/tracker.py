@@ -68,6 +68,16 @@ class TrackerOptions:
             self.topk = 2 if self.method == "persam" else 1
         if self.topk < 1:
             raise PersamError("topk must be at least 1")
+        if self.margin < 0:
+            raise PersamError(f"the box margin is a number of pixels >= 0, not {self.margin}")
+        if self.keep_box_frames < 0:
+            raise PersamError(f"keep-box-frames is a number of frames >= 0, not {self.keep_box_frames}")
+        if not 0.0 <= self.redetect_ratio <= 1.0:
+            raise PersamError(f"the re-detection ratio is a ratio in [0, 1], not {self.redetect_ratio}")
+        if self.fit_iterations < 0:
+            raise PersamError(f"fit-iterations is a number of steps >= 0, not {self.fit_iterations}")
+        if not self.fit_lr > 0:
+            raise PersamError(f"the fit's learning rate must be positive, not {self.fit_lr}")
         if not 0.0 <= self.quality_gate <= 1.0:
             raise PersamError(f"the quality gate is a ratio in [0, 1], not {self.quality_gate}")
         if self.box_growth != 0 and not self.box_growth >= 1.0:

@@ -181,3 +181,13 @@ def test_broken_pipe_exits_quietly(tmp_path):
                           timeout=120)
     assert proc.stdout == "x" * 80 + "\n"
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("option, needle", [(["--threads", "0"], "--threads must be at least 1"),
+                                            (["--margin", "-1"], "box margin"),
+                                            (["--fit-iterations", "-1"], "fit-iterations")])
+def test_bad_numbers_are_one_line_errors_before_anything_is_written(tmp_path, inputs, capsys, small_checkpoint,
+                                                                  option, needle):
+    bad(["segment", inputs[0], "--mask", inputs[1], "--out", tmp_path / "o", *option], capsys, small_checkpoint,
+        needle)
+    assert not (tmp_path / "o").exists()
