@@ -350,7 +350,7 @@ def export(video: PathLike, masks_dir: PathLike, out: PathLike, kind: str = "ove
     if fps is not None and not as_video:
         raise PersamError("--fps applies only to an overlay written as a video file (.mp4, .mov, .m4v, .mkv)")
     if fps is not None and not (math.isfinite(fps) and 0 < fps <= 1000):
-        raise PersamError(f"--fps must be between 0 and 1000, not {fps}")
+        raise PersamError(f"--fps must be above 0 and at most 1000, not {fps}")
 
     source = open_frames(video, read_ahead=read_ahead)
     first, paths = mask_paths(source, masks_dir)

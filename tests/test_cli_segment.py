@@ -185,7 +185,8 @@ def test_broken_pipe_exits_quietly(tmp_path):
 
 @pytest.mark.parametrize("option, needle", [(["--threads", "0"], "--threads must be at least 1"),
                                             (["--margin", "-1"], "box margin"),
-                                            (["--fit-iterations", "-1"], "fit-iterations")])
+                                            (["--fit-iterations", "-1"], "fit-iterations"),
+                                            (["--read-ahead", "-1"], "--read-ahead must be 0 or more")])
 def test_bad_numbers_are_one_line_errors_before_anything_is_written(tmp_path, inputs, capsys, small_checkpoint,
                                                                   option, needle):
     bad(["segment", inputs[0], "--mask", inputs[1], "--out", tmp_path / "o", *option], capsys, small_checkpoint,

@@ -220,6 +220,7 @@ def test_mask_size_mismatch_is_one_line(data, tmp_path, capsys):
 @pytest.mark.parametrize("extra, needle", [
     (["--kind", "matte", "--out", "{tmp}/m.mp4"], "folders of PNGs"),
     (["--kind", "matte", "--out", "{tmp}/m", "--fps", "5"], "--fps"),
+    (["--kind", "overlay", "--out", "{tmp}/o.mp4", "--fps", "0"], "--fps must be above 0"),
     (["--kind", "overlay", "--out", "{tmp}/o", "--feather", "2"], "--feather"),
     (["--kind", "cutout", "--out", "{tmp}/c", "--objects", "1,x"], "--objects"),
     (["--kind", "matte", "--out", "{tmp}/blocker/sub"], "cannot write"),
