@@ -107,14 +107,20 @@ def tracker_options(args: argparse.Namespace) -> TrackerOptions:
 
 
 def check_threads(threads: Optional[int]) -> None:
-    """A one-line error for a ``--threads`` below 1 (torch would raise a RuntimeError)."""
+    """A one-line error for a ``--threads`` below 1 (torch would raise a RuntimeError). Commands
+    call it before they write anything, so ``model_from_args`` does not check again."""
     if threads is not None and threads < 1:
         raise PersamError(f"--threads must be at least 1, not {threads}")
 
 
+def check_read_ahead(read_ahead: int) -> None:
+    """A one-line error for a negative ``--read-ahead`` (segment and davis run)."""
+    if read_ahead < 0:
+        raise PersamError(f"--read-ahead must be 0 or more, not {read_ahead}")
+
+
 def model_from_args(args: argparse.Namespace, progress: bool = True) -> torch.nn.Module:
     """Load the model the options name (setting the thread count first)."""
-    check_threads(args.threads)
     if args.threads:
         torch.set_num_threads(args.threads)
     return load_sam(args.model_type, args.checkpoint, device=args.device, progress=progress)

@@ -4,9 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cli_options import (add_method_options, add_model_options, check_threads, model_from_args, parse_ids,
-                          tracker_options)
-from .errors import PersamError
+from .cli_options import (add_method_options, add_model_options, check_read_ahead, check_threads, model_from_args,
+                          parse_ids, tracker_options)
 from .pipeline import prepare_job, run_job
 from .tracker import VideoSegmenter, load_state, save_state
 
@@ -50,8 +49,7 @@ def run(args: argparse.Namespace) -> int:
     objects = parse_ids(args.objects)
     options = tracker_options(args)
     check_threads(args.threads)
-    if args.read_ahead < 0:
-        raise PersamError(f"--read-ahead must be 0 or more, not {args.read_ahead}")
+    check_read_ahead(args.read_ahead)
     state = load_state(args.load_state) if args.load_state else None
     job = prepare_job(args.video, args.mask, args.out, objects=objects, start=args.start,
                       read_ahead=args.read_ahead)

@@ -460,7 +460,6 @@ def test_data_parallel_workers_average_their_gradients_and_resume(monkeypatch, t
         torch.testing.assert_close(got["model"][key], value, rtol=0, atol=1e-4, msg=key)
 
 
-
 _AVERAGE_SCRIPT = """
 import os, sys, torch, torch.distributed as dist, torch.multiprocessing as mp
 sys.path.insert(0, os.path.join({root!r}, "tools"))

@@ -22,8 +22,8 @@ from typing import Dict, List, Optional
 import torch
 from tqdm.auto import tqdm
 
-from ..cli_options import (add_method_options, add_model_options, check_threads, model_from_args, name_list,
-                           tracker_options)
+from ..cli_options import (add_method_options, add_model_options, check_read_ahead, check_threads, model_from_args,
+                           name_list, tracker_options)
 from ..errors import PersamError
 from ..masks import atomic_write
 from ..models import bundled_checkpoint, sha256_of
@@ -213,8 +213,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise PersamError(f"--workers must be at least 1, not {args.workers}")
     check_threads(args.threads)
-    if args.read_ahead < 0:
-        raise PersamError(f"--read-ahead must be 0 or more, not {args.read_ahead}")
+    check_read_ahead(args.read_ahead)
     layout = DavisLayout(args.davis_root)
     names = layout.choose(args.subset, args.sequences)
     results = Path(args.out)
