@@ -198,3 +198,5 @@ def test_unknown_sequence_and_bad_workers_are_one_line_errors(davis, small_check
     assert_one_line_error(code, err, "--workers")
     code, _, err = run_cli(davis_run(root, tmp_path / "out", small_checkpoint, "--threads", 0), capsys)
     assert_one_line_error(code, err, "--threads must be at least 1")
+    code, _, err = run_cli(davis_run(root, tmp_path / "out", small_checkpoint, "--read-ahead", -1), capsys)
+    assert_one_line_error(code, err, "--read-ahead must be 0 or more")

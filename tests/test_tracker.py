@@ -234,3 +234,11 @@ def test_box_mask_matches_slicing():
         want = torch.zeros(7, 10, dtype=torch.bool)
         want[box[1]:box[3] + 1, box[0]:box[2] + 1] = True
         assert torch.equal(mask, want)
+
+
+@pytest.mark.parametrize("field, value, needle", [("fit_lr", 0.0, "learning rate must be positive"),
+                                                  ("redetect_ratio", 1.5, "re-detection ratio"),
+                                                  ("keep_box_frames", -1, "keep-box-frames")])
+def test_options_out_of_range_are_refused_for_library_callers_too(field, value, needle):
+    with pytest.raises(PersamError, match=needle):
+        TrackerOptions(**{field: value})
