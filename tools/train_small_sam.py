@@ -1,127 +1,39 @@
 #!/usr/bin/env python
 """Train the project's small SAM (persam_video.small_model) on procedural images, on CPU.
 
-Data: every step renders fresh textured scenes (persam_video.synthetic.render_scene)
-directly at the model's input size (sometimes non-square and zero-padded, as the SAM
-predictor pads real frames). Each image is encoded once and decoded for several
-prompts (the encoder is the expensive part):
+Data: every step renders fresh textured scenes (tools/synthetic.py's render_scene) at the
+model's input size (sometimes non-square and zero-padded, as SAM's predictor pads frames);
+each image is encoded once and decoded for several prompts. Pass 1: SAM's prompts (one point,
+positive + negative points, a jittered box, points + box); ``--prompt-mix tracker`` adds the
+tracker's own (confidence peaks + the centre of a widened box + that box, all three outputs
+trained), ``tracker-whole`` also trains all three outputs of one-point prompts. Pass 2: SAM's
+iterative refinement (the previous low-res logits as mask input, corrective points, tight boxes).
+``--clip-share P``: a share P of the images are frames of synthetic clips (JPEG, resized by the
+predictor, the tracker's box from the previous frame); ``--loose-box P`` widens a share of them.
 
-* pass 1: one positive point (ambiguous: multimask output, the min-loss mask is
-  trained); positive + negative points without box (PerSAM's first step and
-  re-detection); a jittered box; 1-2 positive points (+ a negative) with a box;
-  with ``--prompt-mix tracker`` also the tracker's own prompts: confidence-peak point(s)
-  + the centre of a box widened by 0-24 px (positive even where it misses the object)
-  + that box, all three multimask outputs trained (PerSAM keeps the largest, PerSAM-F
-  a weighted sum of the three); ``--prompt-mix tracker-whole`` is the same but trains
-  all three outputs of the one-point prompts too (see the bundled recipe below);
-* pass 2 (SAM's iterative refinement): the same prompts plus the previous low-res
-  logits as ``mask_input``, sometimes a corrective point from the error region and a
-  tight box (from the ground truth or, as PerSAM does, from the previous mask);
-  trained on both the single-mask output and the best of the multimask outputs.
+Losses as in SAM (20 * focal + dice, or BCE + dice for the first ``--loss-warm`` steps; MSE of
+the predicted IoU); AdamW with warmup and cosine decay, gradient clipping. ``--size-schedule``
+trains at growing input sizes (position embeddings interpolated); export writes the bundled size.
 
-With ``--clip-share P`` a share P of the images are frames of synthetic clips instead of
-still scenes: rendered by the same generator as bench_quality's DAVIS-like sets (other
-seeds), at video sizes, JPEG-compressed and resized by the predictor's own transform, with
-the tracker's box taken from the object's place in the previous frame. ``--loose-box P``
-makes a share P of those boxes much wider, as after a mask spilled over.
-
-Losses as in SAM: 20 * focal + 1 * dice on the masks, MSE between predicted and actual
-IoU for every output. AdamW with linear warmup and cosine decay, gradient clipping.
-
-Progressive resolution: the first steps run at ``--img-size`` (e.g. 256, ~4x cheaper),
-from ``--hires-from`` on the model is re-sized to the final size (the absolute position
-embedding and the global-attention relative positions are interpolated) and training
-continues there. Export always writes a model of ``SMALL_CONFIG.img_size``.
-
-Runs are resumable: ``--run NAME`` keeps ``tools/train_runs/NAME/`` with ``last.pt``
-(saved every ``--save-every-min`` minutes and at the end), ``loss.csv`` and ``args.json``.
-The data of step k depends only on (seed, k), so a resumed run sees the same data.
-
-``--workers N`` trains in N processes (data parallel, torch.distributed over gloo): each
-renders and trains ``--images / N`` of a step's images, from (seed, k, rank), and the
-processes average their gradients (weighted by the images each had something to train on)
-before every update, so all hold the same weights; process
-0 logs and saves. On the 2-core Xeon here, at 512 px with the tracker mix and clip frames:
-2.34 s/step in one process with one thread, 1.73 with two threads, 1.35 with ``--workers 2
---threads 1`` (1.7x; a step waits for the slower of the two images).
+Runs are resumable: ``--run NAME`` keeps tools/train_runs/NAME/ (last.pt, loss.csv, args.json);
+the data of step k depends only on (seed, k), so a resumed run sees the same data.
+``--workers N`` trains data-parallel in N processes (torch.distributed, gloo), gradients
+averaged before every update (1.7x one process on 2 cores).
 
 Examples::
 
-    python tools/train_small_sam.py --run main --steps 4400 --size-schedule 0:128,2000:256,4150:512 \
-        --loss-warm 600 --warmup 200 --lr 4e-4 --clip 2 --threads 1 --max-minutes 97
+    python tools/train_small_sam.py --run main --steps 4400 --size-schedule 0:256,2000:512 \\
+        --prompt-mix tracker --workers 2 --threads 1 --max-minutes 90
     python tools/train_small_sam.py --run main --resume            # continue after a kill
     python tools/train_small_sam.py --run main --resume --extend-to 6000   # ... and train longer
     python tools/train_small_sam.py --run main --eval              # mIoU on held-out images
     python tools/train_small_sam.py --run main --export            # write persam_video/weights/
+    python tools/train_small_sam.py --run b --init a.pth --seed 2 ...  # a stage on other weights
+    python tools/model_bars.py --checkpoint FILE     # the bundled model's quality bars for FILE
+    python tools/loss_curve.py main                  # the run's loss curve (table, --csv, --png)
 
-The bundled weights fit the issue's budget of 2 hours on 2 cores: one run from scratch (b2h:
-6000 steps, 256 px then 512 from step 2600, one cosine; 108.2 min of training, 1 h 48 min 45 s
-wall, 1.7 GB per process) and a 400-step stage on its weights (s3: one-point prompts with all
-three outputs trained; 10.0 min, 10 min 10 s wall), 118.2 min of training and 1 h 58 min 55 s
-wall in all on this project's 2-core Xeon; figures in benchmarks/README.md::
-
-    python tools/train_small_sam.py --run b2h --workers 2 --threads 1 --steps 6000 \
-        --size-schedule 0:256,2600:512 --prompt-mix tracker --clip-share 0.4 --loose-box 0.2 \
-        --lr 5e-4 --warmup 150 --clip 2 --loss-warm 100000 --seed 7
-    python tools/train_small_sam.py --run b2h --no-train --export --export-to b2h.pth
-    python tools/train_small_sam.py --run s3 --init b2h.pth --workers 2 --threads 1 --steps 400 \
-        --size-schedule 0:512 --prompt-mix tracker-whole --clip-share 0.4 --loose-box 0.2 \
-        --lr 1e-4 --warmup 20 --clip 2 --loss-warm 100000 --seed 8
-    python tools/train_small_sam.py --run s3 --no-train --export      # persam_video/weights/
-    python tools/model_bars.py    # issue 5's bars, as the tests measure them (--checkpoint FILE: another)
-
-(b2h was trained before ``--workers`` weighted each process's gradient by the images it had
-something to train on; the two agree on every step where both processes have one, the usual
-case, so a rerun matches it unless a step drew nothing trainable in one process.) Why the
-stage: b2h's masks for one point are good (best of three: median IoU 0.89 on the test's 10
-shapes) but its IoU head picks a worse one (0.785, under the issue's 0.8). Two other 400-step
-stages on b2h did not change the picks: 45 % one-point prompts (s1) and that with
-``--iou-weight 8`` (s2); training all three outputs of a one-point prompt on the object
-(``--prompt-mix tracker-whole``, s3) makes the three masks agree, so the pick matters less.
-It is not a better one-point model on held-out images (0.63 picked either way), and on the
-test's 10 shapes it passes only just (0.804).
-
-The model bundled before it (v8, in ``benchmarks/README.md``'s tables) took four stages and
-384 single-core minutes (one CPU core each, ``--threads 1``; the other core busy part of the
-time), well over the budget::
-
-    # stage 1, 256 px from scratch (v2: 3000 steps, 58 min; then extended to 4200, +15 min)
-    python tools/train_small_sam.py --run v2 --steps 3000 --size-schedule 0:256 --loss-warm 100000 \
-        --lr 5e-4 --warmup 150 --clip 2 --threads 1
-    python tools/train_small_sam.py --run v2 --resume --extend-to 4200 --threads 1
-    python tools/train_small_sam.py --run v2 --no-train --export --export-to stage1.pth
-    # stage 2, 512 px from the stage-1 weights (v5: 3600 steps; planned as 2600 and extended at step 833)
-    python tools/train_small_sam.py --run v5 --init stage1.pth --seed 2 --steps 3600 --size-schedule 0:512 \
-        --loss-warm 100000 --lr 3e-4 --warmup 80 --clip 2 --threads 1
-    python tools/train_small_sam.py --run v5 --no-train --export --export-to stage2.pth
-    # stage 3, 512 px from the stage-2 weights with the tracker's prompts added (v6: 3400
-    # steps; planned as 2600 and extended at step 441)
-    python tools/train_small_sam.py --run v6 --init stage2.pth --seed 3 --prompt-mix tracker --steps 3400 \
-        --size-schedule 0:512 --loss-warm 100000 --lr 2e-4 --warmup 60 --clip 2 --threads 1
-    python tools/train_small_sam.py --run v6 --no-train --export --export-to stage3.pth
-    # stage 4, 512 px from the stage-3 weights, 60 % of the images clip frames (v8: 1800 steps,
-    # 79 min; resumed once, at step 1465, after the fix for clip frames with no object in view:
-    # before it such a frame was skipped, now it is drawn again, so a run of this command
-    # differs from v8 from the first step that met one)
-    python tools/train_small_sam.py --run v8 --init stage3.pth --seed 5 --prompt-mix tracker \
-        --clip-share 0.6 --loose-box 0.2 --steps 1800 --size-schedule 0:512 --loss-warm 100000 \
-        --lr 1e-4 --warmup 40 --clip 2 --threads 1
-    python tools/train_small_sam.py --run v8 --no-train --export --export-to v8.pth
-
-Two other fourth stages of that chain were trained and not shipped. v7: 2700 more steps of
-still scenes with ``--iou-weight 5`` (lr 1.5e-4, seed 4, 93 min): better on the plain
-``make_clip`` clips (J 0.49 -> 0.59), worse on DAVIS-like synthetic sets (PerSAM-F J&F 0.34 ->
-0.29 at 480x854, seed 55). v9: like v8 with clip frames only (``--clip-share 1``, lr 6e-5, seed
-6, 1500 steps, 71 min): as good as v8 on single frames, but PerSAM-F J&F 0.33 on that set
-against v8's 0.38. Validate on such a set, not on the clips, with a seed of its own (not
-bench_quality's default), e.g. about 3 minutes per checkpoint::
-
-    python benchmarks/bench_quality.py --seed 55 --configs 1 --no-references --checkpoint run.pth
-
-``--loss-warm 100000`` keeps BCE + dice for the whole run instead of SAM's 20 * focal + dice:
-in these short CPU runs the focal loss left the decoder at empty masks for too long.
-``tools/loss_curve.py b2h s3`` prints the loss curve of the bundled model's runs
-(``v2b v5 v6 v8``: the previous one's).
+The recipe of the bundled model (and of the one before it), the run history, timings and the
+quality bars each met: tools/training_log/README.md.
 """
 from __future__ import annotations
 
@@ -145,11 +57,12 @@ from segment_anything.utils.transforms import ResizeLongestSide
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))  # synthetic.py, when loaded from elsewhere (tests)
 
 from persam_video.masks import atomic_write  # noqa: E402
 from persam_video.models import sha256_of  # noqa: E402
 from persam_video.small_model import SMALL_CONFIG, SmallSamConfig, build_small_sam  # noqa: E402
-from persam_video.synthetic import iter_clip, render_scene  # noqa: E402
+from synthetic import iter_clip, render_scene  # noqa: E402
 
 RUNS_DIR = ROOT / "tools" / "train_runs"
 WEIGHTS = ROOT / "persam_video" / "weights" / "small_sam.pth"

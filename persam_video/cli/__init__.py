@@ -1,4 +1,4 @@
-"""The ``persam-video`` command: subcommands are registered by their own modules."""
+"""The ``persam-video`` command: one module per subcommand, shared options in ``common``."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +6,7 @@ import os
 import sys
 from typing import List, Optional
 
-from .errors import PersamError
+from ..errors import PersamError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,12 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    from . import cli_demo, cli_export, cli_segment
-    from .davis import cli as davis_cli
-    cli_segment.add_parser(sub)
-    davis_cli.add_parser(sub)
-    cli_demo.add_parser(sub)
-    cli_export.add_parser(sub)
+    from . import davis, demo, export, segment
+    for command in (segment, davis, demo, export):
+        command.add_parser(sub)
     return parser
 
 

@@ -9,14 +9,14 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from .cli_options import add_method_options, add_model_options, check_threads, model_from_args, tracker_options
-from .davis.metrics import f_measure, j_measure, summarise
-from .errors import PersamError
-from .export import export, write_video
-from .masks import object_ids, read_label_png, write_label_png
-from .pipeline import prepare_job, run_job
-from .synthetic import make_clip
-from .tracker import VideoSegmenter
+from ..davis.metrics import f_measure, j_measure, summarise
+from ..errors import PersamError
+from ..export import export, write_video
+from ..masks import object_ids, read_label_png, write_label_png
+from ..pipeline import prepare_job, run_job
+from ..synthetic import make_clip
+from ..tracker import VideoSegmenter
+from .common import add_method_options, add_model_options, check_threads, load_model, tracker_options
 
 DEMO_SEED = 2024
 DEMO_SIZE = (240, 426)  # (height, width): 16:9, even sizes so the input H.264 keeps every pixel
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         raise PersamError(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
     progress = not args.quiet
     # the model first: missing bundled weights fail before anything is written
-    model = model_from_args(args, progress=progress)
+    model = load_model(args, progress=progress)
 
     clip = make_clip(seed=DEMO_SEED, n_frames=args.frames, size=DEMO_SIZE, n_objects=DEMO_OBJECTS)
     try:

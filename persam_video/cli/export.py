@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cli_options import parse_ids
-from .export import DEFAULT_FPS, KINDS, export
+from ..export import DEFAULT_FPS, KINDS, export
+from .common import parse_ids
 
 EPILOG = f"""examples:
   persam-video export clip.mp4 --masks masks/ --out overlay.mp4 --kind overlay

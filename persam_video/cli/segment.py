@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cli_options import (add_method_options, add_model_options, check_read_ahead, check_threads, model_from_args,
-                          parse_ids, tracker_options)
-from .pipeline import prepare_job, run_job
-from .tracker import VideoSegmenter, load_state, save_state
+from ..pipeline import prepare_job, run_job
+from ..tracker import VideoSegmenter, load_state, save_state
+from .common import (add_method_options, add_model_options, add_read_ahead, check_read_ahead, check_threads,
+                     load_model, parse_ids, tracker_options)
 
 EPILOG = """examples:
   persam-video segment clip.mp4 --mask first.png --out masks/
@@ -36,8 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--save-state", metavar="FILE", help="save the fitted per-object state here")
     parser.add_argument("--load-state", metavar="FILE",
                         help="reuse a saved state (targets, PerSAM-F weights) instead of computing it")
-    parser.add_argument("--read-ahead", type=int, default=4, metavar="N",
-                        help="frames decoded ahead on a background thread (default: 4)")
+    add_read_ahead(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     add_method_options(parser)
     add_model_options(parser)
@@ -53,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     state = load_state(args.load_state) if args.load_state else None
     job = prepare_job(args.video, args.mask, args.out, objects=objects, start=args.start,
                       read_ahead=args.read_ahead)
-    segmenter = VideoSegmenter(model_from_args(args, progress=not args.quiet), options)
+    segmenter = VideoSegmenter(load_model(args, progress=not args.quiet), options)
     summary = run_job(job, segmenter, state=state, progress=not args.quiet)
     if args.save_state:
         save_state(segmenter, args.save_state)

@@ -1,0 +1,114 @@
+"""Options shared by the commands, generated from the options dataclasses, and their checks.
+
+The tracker's flags (``--method``, ``--margin``, ...) and the model's (``--model-type``, ...) are
+built from the fields of :class:`~persam_video.options.TrackerOptions` and
+:class:`~persam_video.models.ModelSpec`: help, default, choices and type are written once, there.
+Library errors never name flags; this layer words them for the command line.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from typing import Any, List, Optional
+
+from ..errors import PersamError
+from ..models import ModelSpec
+from ..options import OptionError, TrackerOptions, option_fields
+
+
+def flag_name(name: str) -> str:
+    """``fit_iterations`` -> ``--fit-iterations``."""
+    return "--" + name.replace("_", "-")
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    """One flag per field of ``cls`` (a dataclass built with :func:`persam_video.options.option`)."""
+    group = parser.add_argument_group(title)
+    for name, default, meta in option_fields(cls):
+        help_text = meta["help"]
+        if isinstance(default, bool):
+            group.add_argument(flag_name(name), action="store_true", help=help_text)
+            continue
+        if default is not None and "(default" not in help_text:
+            help_text += " (default: %(default)s)"
+        kwargs: dict = {"default": default, "help": help_text}
+        for key in ("metavar", "choices", "type"):
+            if meta.get(key) is not None:
+                kwargs[key] = meta[key]
+        group.add_argument(flag_name(name), **kwargs)
+
+
+def add_method_options(parser: argparse.ArgumentParser) -> None:
+    """The tracker's flags, one per :class:`TrackerOptions` field."""
+    add_dataclass_options(parser, TrackerOptions, "method")
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The model's flags (one per :class:`ModelSpec` field) and ``--threads``."""
+    add_dataclass_options(parser, ModelSpec, "model")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for torch (default: torch's own choice)")
+
+
+def _from_args(cls: type, args: argparse.Namespace) -> Any:
+    return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+
+
+def tracker_options(args: argparse.Namespace) -> TrackerOptions:
+    """TrackerOptions from parsed flags; an out-of-range value is worded with its flag."""
+    try:
+        return _from_args(TrackerOptions, args)
+    except OptionError as exc:
+        raise PersamError(exc.flag_message()) from None
+
+
+def model_spec(args: argparse.Namespace) -> ModelSpec:
+    """ModelSpec from parsed flags."""
+    return _from_args(ModelSpec, args)
+
+
+def check_threads(threads: Optional[int]) -> None:
+    """A one-line error for a ``--threads`` below 1 (torch would raise a RuntimeError)."""
+    if threads is not None and threads < 1:
+        raise PersamError(f"--threads must be at least 1, not {threads}")
+
+
+def check_read_ahead(read_ahead: int) -> None:
+    """A one-line error for a negative ``--read-ahead``."""
+    if read_ahead < 0:
+        raise PersamError(f"--read-ahead must be 0 or more, not {read_ahead}")
+
+
+def add_read_ahead(parser: argparse.ArgumentParser) -> None:
+    """``--read-ahead N``: frames decoded ahead on a background thread."""
+    parser.add_argument("--read-ahead", type=int, default=4, metavar="N",
+                        help="frames decoded ahead on a background thread (default: 4)")
+
+
+def load_model(args: argparse.Namespace, progress: bool = True):
+    """Set the thread count, then load the model the flags name."""
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    return model_spec(args).load(progress=progress)
+
+
+def parse_ids(text: Optional[str], flag: str = "--objects") -> Optional[List[int]]:
+    """'1,3' -> [1, 3]; a clear error for anything else."""
+    if text is None:
+        return None
+    try:
+        ids = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise PersamError(f"{flag} takes comma-separated ids like 1,3, not {text!r}") from None
+    if not ids or any(not 0 < k < 255 for k in ids):
+        raise PersamError(f"{flag} ids must be between 1 and 254, got {text!r}")
+    return ids
+
+
+def name_list(text: str) -> List[str]:
+    """argparse type for ``a,b`` -> ``['a', 'b']`` (repeats dropped), refusing an empty list."""
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise argparse.ArgumentTypeError("expected comma-separated names")
+    return names
