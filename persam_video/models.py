@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from .errors import PersamError
 from .masks import atomic_write
+from .options import option
 
 DEFAULT_MODEL_TYPE = "small"
 CACHE_ENV = "PERSAM_VIDEO_CACHE"
@@ -65,7 +66,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise PersamError(f"device {device!r} asked for, but CUDA is not available here (use --device cpu)")
+        raise PersamError(f"device {device!r} asked for, but CUDA is not available here (use device cpu)")
     try:
         return torch.device(device)
     except RuntimeError:
@@ -117,7 +118,7 @@ def bundled_checkpoint(model_type: str = "small") -> Path:
     if not path.is_file():
         raise PersamError(
             f"the bundled {model_type} weights are missing ({path}); reinstall persam-video "
-            f"or pass --checkpoint")
+            f"or give a checkpoint file")
     digest_file = path.with_suffix(".sha256")
     if digest_file.is_file():
         expected = digest_file.read_text().split()[0]
@@ -143,7 +144,7 @@ def resolve_checkpoint(model_type: str, checkpoint: Optional[os.PathLike] = None
     if cached.is_file():
         return cached
     if not allow_download:
-        raise PersamError(f"no checkpoint for {model_type} in {cache_dir()}; pass --checkpoint")
+        raise PersamError(f"no checkpoint for {model_type} in {cache_dir()}; give a checkpoint file")
     mirror = os.environ.get(MIRROR_ENV)
     url = f"{mirror.rstrip('/')}/{info.filename}" if mirror else info.url
     return download(url, cached, info.sha256, progress=progress)
@@ -226,7 +227,7 @@ def load_sam(model_type: str = DEFAULT_MODEL_TYPE, checkpoint: Optional[os.PathL
         raise PersamError(f"{path} is not a checkpoint of any known SAM model type ({', '.join(MODEL_TYPES)})")
     if found != model_type:
         raise PersamError(f"checkpoint {path} holds a {found} model, but model type {model_type} was asked for "
-                          f"(use --model-type {found})")
+                          f"(load it as model type {found})")
     model = build_model(model_type, state)
     try:
         model.load_state_dict(state, strict=True)
@@ -235,3 +236,30 @@ def load_sam(model_type: str = DEFAULT_MODEL_TYPE, checkpoint: Optional[os.PathL
                           f"{str(exc).splitlines()[0]}") from None
     model.requires_grad_(False)  # SAM stays frozen: PerSAM-F learns only its own two weights
     return model.eval().to(target)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to load, as plain values (what a worker process needs to load it itself)."""
+
+    model_type: str = option(
+        DEFAULT_MODEL_TYPE, "SAM architecture. 'small' is the model bundled with persam-video (no download); "
+                            "vit_h/vit_l/vit_b are Meta's SAM, vit_t is MobileSAM (needs the [mobile] extra)",
+        choices=MODEL_TYPES)
+    checkpoint: Optional[str] = option(
+        None, "checkpoint file for the model type; without it the bundled weights (small) or $PERSAM_VIDEO_CACHE "
+              "(default ~/.cache/persam-video) is used, downloading the official file there if missing "
+              "($PERSAM_VIDEO_MIRROR replaces the download host)", metavar="FILE")
+    device: str = option("auto", "auto, cpu or cuda[:N]")
+
+    def load(self, progress: bool = True) -> torch.nn.Module:
+        """Load the model (see :func:`load_sam`)."""
+        return load_sam(self.model_type, self.checkpoint, device=self.device, progress=progress)
+
+    def weights_sha256(self) -> Optional[str]:
+        """The first 16 hex digits of the weights' sha256, or None when the file is not there (yet)."""
+        try:
+            path = Path(self.checkpoint) if self.checkpoint else bundled_checkpoint(self.model_type)
+            return sha256_of(path)[:16]
+        except (PersamError, KeyError, OSError):
+            return None

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from persam_video.cli import main
-from persam_video.cli_options import add_method_options, tracker_options
+from persam_video.cli.common import add_method_options, tracker_options
 from persam_video.masks import DAVIS_PALETTE, read_label_png
-from persam_video.synthetic import make_clip
+from persam_video.demo import make_clip
 
 from conftest import CLIP_SIZE, assert_one_line_error, relabel, run_cli, write_frame_folder, write_mp4, write_seed
 
@@ -171,7 +171,7 @@ def test_broken_pipe_exits_quietly(tmp_path):
     script = tmp_path / "spam.py"
     script.write_text(
         "import sys\n"
-        "from persam_video import cli, cli_segment\n"
+        "from persam_video import cli\nfrom persam_video.cli import segment as cli_segment\n"
         "def spam(args):\n"
         "    for _ in range(200000):\n"
         "        print('x' * 80)\n"
@@ -184,8 +184,8 @@ def test_broken_pipe_exits_quietly(tmp_path):
 
 
 @pytest.mark.parametrize("option, needle", [(["--threads", "0"], "--threads must be at least 1"),
-                                            (["--margin", "-1"], "box margin"),
-                                            (["--fit-iterations", "-1"], "fit-iterations"),
+                                            (["--margin", "-1"], "--margin must be a number of pixels"),
+                                            (["--fit-iterations", "-1"], "--fit-iterations must be"),
                                             (["--read-ahead", "-1"], "--read-ahead must be 0 or more")])
 def test_bad_numbers_are_one_line_errors_before_anything_is_written(tmp_path, inputs, capsys, small_checkpoint,
                                                                   option, needle):

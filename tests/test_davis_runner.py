@@ -11,9 +11,8 @@ import torch
 
 from persam_video.cli import main
 from persam_video.masks import read_label_png, write_label_png
-from persam_video.synthetic import write_davis_dataset
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, load_tool, run_cli
 
 SIZE = (64, 96)
 FRAMES = 5
@@ -23,7 +22,7 @@ FRAMES = 5
 def davis(tmp_path_factory):
     """A synthetic DAVIS root with 3 sequences x 5 frames at 64x96; returns (root, names)."""
     root = tmp_path_factory.mktemp("davis")
-    names = write_davis_dataset(root, seed=1, n_sequences=3, n_frames=FRAMES, size=SIZE, objects=(1, 2))
+    names = load_tool("synthetic").write_davis_dataset(root, seed=1, n_sequences=3, n_frames=FRAMES, size=SIZE, objects=(1, 2))
     return root, names
 
 

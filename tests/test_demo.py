@@ -8,7 +8,7 @@ import pytest
 
 from persam_video import models
 from persam_video.cli import main
-from persam_video.cli_demo import DEMO_SIZE, Score, format_scores, score_masks
+from persam_video.cli.demo import DEMO_SIZE, Score, format_scores, score_masks
 from persam_video.frames import open_frames
 from persam_video.masks import read_label_png
 
@@ -50,12 +50,12 @@ def test_demo_without_bundled_weights_says_so_in_one_line(tmp_path, capsys, monk
     assert not (out / "masks").exists()  # nothing ran
 
 
-@pytest.mark.parametrize("option, message", [(["--quality-gate", "2"], "quality gate is a ratio in [0, 1]"),
-                                             (["--box-growth", "0.5"], "box growth limit is a factor >= 1"),
-                                             (["--margin", "-5"], "box margin is a number of pixels >= 0"),
-                                             (["--keep-box-frames", "-1"], "keep-box-frames is a number of frames"),
-                                             (["--redetect-ratio", "-1"], "re-detection ratio is a ratio in [0, 1]"),
-                                             (["--fit-iterations", "-5"], "fit-iterations is a number of steps"),
+@pytest.mark.parametrize("option, message", [(["--quality-gate", "2"], "--quality-gate must be a ratio in [0, 1]"),
+                                             (["--box-growth", "0.5"], "--box-growth must be a factor >= 1"),
+                                             (["--margin", "-5"], "--margin must be a number of pixels >= 0"),
+                                             (["--keep-box-frames", "-1"], "--keep-box-frames must be a number of frames"),
+                                             (["--redetect-ratio", "-1"], "--redetect-ratio must be a ratio in [0, 1]"),
+                                             (["--fit-iterations", "-5"], "--fit-iterations must be a number of steps"),
                                              (["--threads", "0"], "--threads must be at least 1, not 0"),
                                              (["--threads", "-3"], "--threads must be at least 1, not -3")])
 def test_demo_with_a_bad_method_option_writes_nothing(tmp_path, capsys, option, message):

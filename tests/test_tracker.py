@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from persam_video import persam
+from persam_video.persam import decoding
 from persam_video.errors import PersamError
 from persam_video.tracker import TrackerOptions, VideoSegmenter, load_state, save_state
 
@@ -106,7 +107,7 @@ def test_quality_gate_drops_masks_sam_rates_below_the_seed_frames(small_model, c
     assert 7 not in labels and 3 in labels
     assert np.array_equal(labels == 3, (expected == 3) | ((expected == 7) & (labels == 3)))
     assert seg.objects[1].missing == 1 and seg.objects[1].box is not None  # absent: box kept a while
-    with pytest.raises(PersamError, match="quality gate"):
+    with pytest.raises(PersamError, match="quality_gate must be a ratio"):
         TrackerOptions(quality_gate=1.5)
 
 
@@ -163,7 +164,7 @@ def test_box_growth_limit_caps_a_flooded_box_prior(small_model, clip):
     seg.objects[0].missing = 1
     seg._update_boxes(flood)
     assert seg.objects[0].box.tolist() == [0, 0, w, h]
-    with pytest.raises(PersamError, match="box growth"):
+    with pytest.raises(PersamError, match="box_growth must be a factor"):
         TrackerOptions(box_growth=0.5)
 
 
@@ -190,12 +191,11 @@ def test_interior_anchor_sits_on_the_object_where_the_box_centre_does_not(small_
     for anchor in ("box-centre", "interior"):
         seg = VideoSegmenter(small_model, TrackerOptions(method="persam-f", fit_iterations=5, anchor=anchor))
         calls.clear()
-        persam.predict = spy
-        try:
+        with pytest.MonkeyPatch.context() as patch:
+            for module in (persam, decoding):  # the tracker's fit and the decoder cascade
+                patch.setattr(module, "predict", spy)
             seg.init(clip.frames[0], seed)
             seg.step(clip.frames[1])
-        finally:
-            persam.predict = original
         anchors[anchor] = calls[:2]  # the fit's prompt and the first decoder pass of frame 1
     x, y = anchors["box-centre"][0]
     assert not seed[int(y), int(x)]  # the box centre is in the hole
@@ -205,7 +205,7 @@ def test_interior_anchor_sits_on_the_object_where_the_box_centre_does_not(small_
     moved = np.roll(seed, (7, 9), axis=(0, 1))
     seg._update_boxes(moved)
     assert moved[int(seg.objects[0].interior[1]), int(seg.objects[0].interior[0])] == 5
-    with pytest.raises(PersamError, match="unknown anchor"):
+    with pytest.raises(PersamError, match="anchor must be box-centre or interior"):
         TrackerOptions(anchor="centroid")
 
 
@@ -236,9 +236,9 @@ def test_box_mask_matches_slicing():
         assert torch.equal(mask, want)
 
 
-@pytest.mark.parametrize("field, value, needle", [("fit_lr", 0.0, "learning rate must be positive"),
-                                                  ("redetect_ratio", 1.5, "re-detection ratio"),
-                                                  ("keep_box_frames", -1, "keep-box-frames")])
+@pytest.mark.parametrize("field, value, needle", [("fit_lr", 0.0, "fit_lr must be positive"),
+                                                  ("redetect_ratio", 1.5, "redetect_ratio must be a ratio"),
+                                                  ("keep_box_frames", -1, "keep_box_frames must be")])
 def test_options_out_of_range_are_refused_for_library_callers_too(field, value, needle):
     with pytest.raises(PersamError, match=needle):
         TrackerOptions(**{field: value})

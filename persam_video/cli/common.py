@@ -112,3 +112,22 @@ def name_list(text: str) -> List[str]:
     if not names:
         raise argparse.ArgumentTypeError("expected comma-separated names")
     return names
+
+
+def add_command(sub: argparse._SubParsersAction, name: str, summary: str, description: str,
+                epilog: Optional[str] = None) -> argparse.ArgumentParser:
+    """A subcommand's parser: one-line ``summary`` for the command list, ``description`` and examples
+    (``epilog``, kept as written) for its ``--help``."""
+    return sub.add_parser(name, help=summary, description=description, epilog=epilog,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_video_argument(parser: argparse.ArgumentParser, role: str = "the video") -> None:
+    """The positional VIDEO argument: a video file or a folder of frames."""
+    parser.add_argument("video", help=f"{role}: a video file (mp4, avi, mkv, mov, webm, gif, ...) or a folder "
+                                      "of JPEG/PNG frames sorted by name (the DAVIS layout)")
+
+
+def add_quiet(parser: argparse.ArgumentParser, what: str = "no progress bar and no summary") -> None:
+    """``--quiet``."""
+    parser.add_argument("--quiet", action="store_true", help=what)

@@ -9,8 +9,8 @@ from tqdm.auto import tqdm
 
 from ..davis.runner import run_davis
 from ..errors import PersamError
-from .common import (add_method_options, add_model_options, add_read_ahead, check_read_ahead, check_threads,
-                     model_spec, name_list, tracker_options)
+from .common import (add_command, add_method_options, add_model_options, add_quiet, add_read_ahead, check_read_ahead,
+                     check_threads, model_spec, name_list, tracker_options)
 
 RUN_EPILOG = """examples:
   persam-video davis run --davis-root DAVIS --subset val --out results/ --method persam --eval
@@ -24,9 +24,8 @@ redoes the others from their first frame.
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``davis`` and its actions to the top-level subcommands."""
-    davis = subparsers.add_parser(
-        "davis", help="DAVIS 2017 benchmark tools",
-        description="DAVIS 2017 semi-supervised benchmark tools.")
+    davis = add_command(subparsers, "davis", "DAVIS 2017 benchmark tools",
+        "DAVIS 2017 semi-supervised benchmark tools.")
     davis_sub = davis.add_subparsers(dest="davis_command", metavar="ACTION")
     davis_sub.required = True
     _add_eval_parser(davis_sub)
@@ -43,13 +42,11 @@ def _add_dataset_options(parser: argparse.ArgumentParser, subset_help: str) -> N
 
 
 def _add_run_parser(davis_sub: argparse._SubParsersAction) -> None:
-    parser = davis_sub.add_parser(
-        "run", help="segment every sequence of a DAVIS 2017 subset (resumable)",
-        description="Segment every sequence of a DAVIS 2017 subset from its first annotation and write "
-                    "RESULTS/<sequence>/<frame>.png. Finished sequences are marked with "
-                    "RESULTS/<sequence>/.done and skipped when the command is run again; unfinished "
-                    "ones are redone from scratch.",
-        epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = add_command(davis_sub, "run", "segment every sequence of a DAVIS 2017 subset (resumable)",
+        "Segment every sequence of a DAVIS 2017 subset from its first annotation and write "
+        "RESULTS/<sequence>/<frame>.png. Finished sequences are marked with "
+        "RESULTS/<sequence>/.done and skipped when the command is run again; unfinished "
+        "ones are redone from scratch.", RUN_EPILOG)
     _add_dataset_options(parser, "sequences to run")
     parser.add_argument("--out", required=True, metavar="RESULTS",
                         help="results folder: RESULTS/<sequence>/<frame>.png (created if missing)")
@@ -60,20 +57,19 @@ def _add_run_parser(davis_sub: argparse._SubParsersAction) -> None:
                         help="then score the results (like 'davis eval'), write both CSV files into "
                              "RESULTS and print the tables")
     add_read_ahead(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars and no per-sequence lines")
+    add_quiet(parser, "no progress bars and no per-sequence lines")
     add_method_options(parser)
     add_model_options(parser)
     parser.set_defaults(run=run)
 
 
 def _add_eval_parser(davis_sub: argparse._SubParsersAction) -> None:
-    parser = davis_sub.add_parser(
-        "eval", help="score a results folder with the official J and F measures",
-        description="Score segmentation results against a DAVIS 2017 subset with the official "
-                    "semi-supervised measures (J region similarity, F contour accuracy; first "
-                    "and last frames left out; every object weighted once). Writes "
-                    "global_results-<subset>.csv and per-sequence_results-<subset>.csv into the "
-                    "results folder and prints both tables.")
+    parser = add_command(davis_sub, "eval", "score a results folder with the official J and F measures",
+        "Score segmentation results against a DAVIS 2017 subset with the official "
+        "semi-supervised measures (J region similarity, F contour accuracy; first "
+        "and last frames left out; every object weighted once). Writes "
+        "global_results-<subset>.csv and per-sequence_results-<subset>.csv into the "
+        "results folder and prints both tables.")
     _add_dataset_options(parser, "subset to score")
     parser.add_argument("--results", required=True, metavar="RESULTS",
                         help="results folder with RESULTS/<sequence>/<frame>.png label maps "

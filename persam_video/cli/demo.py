@@ -14,9 +14,10 @@ from ..errors import PersamError
 from ..export import export, write_video
 from ..masks import object_ids, read_label_png, write_label_png
 from ..pipeline import prepare_job, run_job
-from ..synthetic import make_clip
+from ..demo import make_clip
 from ..tracker import VideoSegmenter
-from .common import add_method_options, add_model_options, check_threads, load_model, tracker_options
+from .common import (add_command, add_method_options, add_model_options, add_quiet, check_threads, load_model,
+                     tracker_options)
 
 DEMO_SEED = 2024
 DEMO_SIZE = (240, 426)  # (height, width): 16:9, even sizes so the input H.264 keeps every pixel
@@ -38,18 +39,16 @@ leaving out the first and last frame as the DAVIS benchmark does.
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``demo`` subcommand."""
-    parser = sub.add_parser(
-        "demo", help="segment a synthetic clip end to end and score it (no data needed)",
-        description="Make a short synthetic clip of moving textured objects with exact ground truth, "
-                    "segment it from its first frame with PerSAM-F and the bundled 'small' model "
-                    "(or the model options), write the masks and an overlay video and print J, F "
-                    "and J&F against the ground truth.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = add_command(sub, "demo", "segment a synthetic clip end to end and score it (no data needed)",
+        "Make a short synthetic clip of moving textured objects with exact ground truth, "
+        "segment it from its first frame with PerSAM-F and the bundled 'small' model "
+        "(or the model options), write the masks and an overlay video and print J, F "
+        "and J&F against the ground truth.", EPILOG)
     parser.add_argument("--out", default="persam-video-demo", metavar="DIR",
                         help="output folder (created if missing; default: %(default)s)")
     parser.add_argument("--frames", type=int, default=40, metavar="N",
                         help=f"length of the clip, {MIN_FRAMES} to {MAX_FRAMES} frames (default: %(default)s)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(parser, "no progress bars")
     add_method_options(parser)
     add_model_options(parser)
     parser.set_defaults(run=run)

@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from ..export import DEFAULT_FPS, KINDS, export
-from .common import parse_ids
+from .common import add_command, add_quiet, add_video_argument, parse_ids
 
 EPILOG = f"""examples:
   persam-video export clip.mp4 --masks masks/ --out overlay.mp4 --kind overlay
@@ -31,13 +31,10 @@ Frame folders have no frame rate: their videos default to {DEFAULT_FPS:g} frames
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``export`` subcommand."""
-    parser = sub.add_parser(
-        "export", help="export an overlay video, mattes or cut-outs from a video and its masks",
-        description="Turn a video and its label PNGs into files for video editors: a coloured overlay "
-                    "(video or PNGs), grey mattes or RGBA cut-outs, one frame at a time.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("video", help="the video the masks belong to: a video file (mp4, avi, mkv, mov, "
-                                      "webm, gif, ...) or a folder of JPEG/PNG frames sorted by name")
+    parser = add_command(sub, "export", "export an overlay video, mattes or cut-outs from a video and its masks",
+        "Turn a video and its label PNGs into files for video editors: a coloured overlay "
+        "(video or PNGs), grey mattes or RGBA cut-outs, one frame at a time.", EPILOG)
+    add_video_argument(parser, "the video the masks belong to")
     parser.add_argument("--masks", required=True, metavar="DIR",
                         help="folder of label PNGs, one per frame, named like the frames (the --out "
                              "folder of 'persam-video segment')")
@@ -56,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--fps", type=float, default=None, metavar="N",
                         help="frame rate of an overlay video (default: the source video's, "
                              f"{DEFAULT_FPS:g} for a frame folder)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    add_quiet(parser)
     parser.set_defaults(run=run)
 
 

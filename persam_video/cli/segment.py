@@ -6,8 +6,8 @@ import sys
 
 from ..pipeline import prepare_job, run_job
 from ..tracker import VideoSegmenter, load_state, save_state
-from .common import (add_method_options, add_model_options, add_read_ahead, check_read_ahead, check_threads,
-                     load_model, parse_ids, tracker_options)
+from .common import (add_command, add_method_options, add_model_options, add_quiet, add_read_ahead, add_video_argument,
+                     check_read_ahead, check_threads, load_model, parse_ids, tracker_options)
 
 EPILOG = """examples:
   persam-video segment clip.mp4 --mask first.png --out masks/
@@ -18,13 +18,10 @@ EPILOG = """examples:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``segment`` subcommand."""
-    parser = sub.add_parser(
-        "segment", help="segment objects through a video from one annotated frame",
-        description="Track the objects of one annotated frame through a video and write one indexed PNG "
-                    "per frame (DAVIS palette, the mask's own object ids).",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("video", help="a video file (mp4, avi, mkv, mov, webm, gif, ...) or a folder of "
-                                      "JPEG/PNG frames sorted by name (the DAVIS layout)")
+    parser = add_command(sub, "segment", "segment objects through a video from one annotated frame",
+        "Track the objects of one annotated frame through a video and write one indexed PNG "
+        "per frame (DAVIS palette, the mask's own object ids).", EPILOG)
+    add_video_argument(parser)
     parser.add_argument("--mask", required=True, metavar="PNG",
                         help="the start frame's mask: an indexed PNG (DAVIS palette) or an 8-bit/binary PNG; "
                              "every non-zero id except 255 (void) is an object")
@@ -37,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--load-state", metavar="FILE",
                         help="reuse a saved state (targets, PerSAM-F weights) instead of computing it")
     add_read_ahead(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    add_quiet(parser)
     add_method_options(parser)
     add_model_options(parser)
     parser.set_defaults(run=run)
