@@ -30,7 +30,9 @@ import torch
 
 from persam_video.masks import write_label_png
 from persam_video.models import BUNDLED_DIR
-from persam_video.synthetic import iter_clip
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+from synthetic import iter_clip  # noqa: E402  (tools/synthetic.py)
 
 
 def write_video(path: Path, n_frames: int, size, seed: int = 7) -> Path:

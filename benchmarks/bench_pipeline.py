@@ -31,11 +31,12 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from persam_video.demo import make_clip
 from persam_video.masks import write_label_png
 from persam_video.models import BUNDLED_DIR, build_model, load_sam
 from persam_video.pipeline import prepare_job, run_job
-from persam_video.synthetic import make_clip
-from persam_video.tracker import TrackerOptions, VideoSegmenter
+from persam_video.options import TrackerOptions
+from persam_video.tracker import VideoSegmenter
 
 SIZE = (480, 854)
 

@@ -42,8 +42,10 @@ from persam_video.frames import open_frames
 from persam_video.masks import object_ids, read_label_png
 from persam_video.models import bundled_checkpoint, load_sam, sha256_of
 from persam_video.persam import label_map, tight_box, widen_box
-from persam_video.synthetic import write_davis_dataset
 from persam_video.writer import LabelWriter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+from synthetic import write_davis_dataset  # noqa: E402  (tools/synthetic.py)
 
 CONFIGS = [
     ("PerSAM", ["--method", "persam"]),

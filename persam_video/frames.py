@@ -1,4 +1,4 @@
-"""Streaming frame reader: video files (decord), frame folders (PIL) and gifs (imageio).
+"""Streaming frame reader: video files (ffmpeg), frame folders (PIL) and gifs (imageio).
 
 ``open_frames(path)`` gives a ``FrameSource`` whose ``frames(start)`` yields RGB frames
 one at a time, decoded a few frames ahead on a background thread. Nothing ever holds the
@@ -22,7 +22,7 @@ import imageio_ffmpeg
 import numpy as np
 from PIL import Image
 
-from .errors import PersamError
+from .errors import PersamError, error_line
 
 PathLike = Union[str, os.PathLike]
 T = TypeVar("T")
@@ -101,13 +101,6 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[:, :, :3])
 
 
-def _reason(error: BaseException) -> str:
-    """The first line of an error message, without decord's ``[time] file.cc:line:`` prefix."""
-    lines = str(error).strip().splitlines()
-    line = lines[0] if lines else type(error).__name__
-    return re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", line)
-
-
 class FrameSource(ABC):
     """A sequence of frames read lazily from ``path``; see ``open_frames``."""
 
@@ -172,7 +165,7 @@ class FrameSource(ABC):
 
     def _frame_error(self, index: int, error: BaseException) -> PersamError:
         name = self.names()[index] if index < len(self) else "?"
-        return PersamError(f"cannot decode frame {index} ({name}) of {self.path}: {_reason(error)}")
+        return PersamError(f"cannot decode frame {index} ({name}) of {self.path}: {error_line(error)}")
 
 
 class _FolderSource(FrameSource):
@@ -218,7 +211,7 @@ class _FolderSource(FrameSource):
             return np.array(image.convert("RGB"))
 
 
-class _DecordSource(FrameSource):
+class _VideoFileSource(FrameSource):
     """A video file: decord for its frame count, an ffmpeg pipe for the pixels.
 
     Once decord has decoded one frame it goes on decoding the rest of the video on a
@@ -294,9 +287,9 @@ class _ImageioSource(FrameSource):
 def open_frames(path: PathLike, read_ahead: int = 4) -> FrameSource:
     """Open a video file, a gif or a folder of JPEG/PNG frames for streaming.
 
-    Video files go through decord, falling back to imageio when decord cannot open them;
-    gifs go through imageio. Raises ``PersamError`` when the path is missing, unreadable,
-    an empty folder or a folder of frames with different sizes.
+    Video files are counted by decord and decoded by ffmpeg, falling back to imageio when
+    decord cannot open them; gifs go through imageio. Raises ``PersamError`` when the path
+    is missing, unreadable, an empty folder or a folder of frames with different sizes.
     """
     path = Path(path)
     if not path.exists():
@@ -306,11 +299,11 @@ def open_frames(path: PathLike, read_ahead: int = 4) -> FrameSource:
     if path.suffix.lower() == ".gif":
         backends = [_ImageioSource]
     else:
-        backends = [_DecordSource, _ImageioSource]
+        backends = [_VideoFileSource, _ImageioSource]
     reasons = []
     for backend in backends:
         try:
             return backend(path, read_ahead)
         except Exception as error:
-            reasons.append(_reason(error))
+            reasons.append(error_line(error))
     raise PersamError(f"cannot open video {path}: unreadable or unsupported ({'; '.join(reasons)})")

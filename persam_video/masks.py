@@ -9,7 +9,7 @@ from typing import Callable, Iterable, List, Optional, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from .errors import PersamError
+from .errors import PersamError, check_size, choose
 
 VOID_ID = 255
 PathLike = Union[str, os.PathLike]
@@ -103,13 +103,8 @@ def select_objects(labels: np.ndarray, wanted: Optional[Sequence[int]] = None,
     present = object_ids(labels)
     if not present:
         raise PersamError(f"{source} has no object: every pixel is background (0) or void (255)")
-    if wanted is None:
-        return present
-    missing = [k for k in wanted if k not in present]
-    if missing:
-        raise PersamError(
-            f"object id(s) {','.join(map(str, missing))} not in {source}; it holds {','.join(map(str, present))}")
-    return sorted(set(int(k) for k in wanted))
+    return choose(present, wanted, lambda missing: f"object id(s) {','.join(map(str, missing))} not in {source}; "
+                                                   f"it holds {','.join(map(str, present))}")
 
 
 def read_seed(path: PathLike, frame_size: tuple, wanted: Optional[Iterable[int]] = None):
@@ -118,10 +113,7 @@ def read_seed(path: PathLike, frame_size: tuple, wanted: Optional[Iterable[int]]
     Returns ``(labels, ids)`` where ``labels`` keeps only the chosen objects.
     """
     labels = read_label_png(path)
-    if labels.shape != tuple(frame_size):
-        raise PersamError(
-            f"mask {path} is {labels.shape[1]}x{labels.shape[0]} but the frames are "
-            f"{frame_size[1]}x{frame_size[0]} (width x height)")
+    check_size(f"mask {path}", labels.shape, frame_size, "the frames are")
     ids = select_objects(labels, None if wanted is None else list(wanted), source=str(path))
     kept = np.where(np.isin(labels, ids), labels, 0).astype(np.uint8)
     return kept, ids

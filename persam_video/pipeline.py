@@ -55,7 +55,7 @@ def prepare_job(video: Union[str, os.PathLike], mask: Union[str, os.PathLike], o
     source = open_frames(video, read_ahead=read_ahead)
     total = len(source)
     if not 0 <= start < total:
-        raise PersamError(f"--start {start} is outside the video, which has {total} frames (0..{total - 1})")
+        raise PersamError(f"the start frame {start} is outside the video, which has {total} frames (0..{total - 1})")
     seed, ids = read_seed(mask, source.size, objects)
     return VideoJob(source=source, seed=seed, ids=ids, writer=LabelWriter(out_dir), start=start)
 

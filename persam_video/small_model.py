@@ -7,7 +7,7 @@ plain ``state_dict`` file, loaded through the same path as a real checkpoint.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Mapping, Optional, Tuple
 
@@ -83,8 +83,3 @@ def config_for_state(state: Optional[Mapping[str, torch.Tensor]], base: SmallSam
     if pos is None or pos.dim() != 4 or pos.shape[1] != pos.shape[2]:
         return base
     return replace(base, img_size=int(pos.shape[1]) * 16)
-
-
-def config_dict(config: SmallSamConfig = SMALL_CONFIG) -> dict:
-    """The configuration as a plain dict (for logs and benchmark tables)."""
-    return asdict(config)

@@ -21,71 +21,11 @@ import torch
 from segment_anything import SamPredictor
 
 from . import persam
-from .errors import PersamError
+from .errors import PersamError, check_size
 from .masks import atomic_write, object_ids
+from .options import TrackerOptions
 
-METHODS = ("persam", "persam-f")
-ANCHORS = ("box-centre", "interior")
 STATE_VERSION = 1
-
-
-@dataclass
-class TrackerOptions:
-    """What the tracker computes; the defaults are the video recipe of the design."""
-
-    method: str = "persam-f"
-    topk: Optional[int] = None  # positive points per object: 2 for PerSAM, 1 for PerSAM-F
-    margin: int = 10  # pixels added on every side of the previous mask's box
-    target_mode: str = "mean-max"  # or "mean" (the image recipe)
-    negative_point: bool = False  # add the map's lowest location as a negative point
-    guided_attention: bool = False
-    semantic_prompt: bool = False
-    keep_box_frames: int = 3  # frames an absent object keeps its last box before re-detection
-    redetect_ratio: float = 0.8  # re-detection needs top similarity >= ratio x the seed's
-    # presence check (off at 0, not in the public recipe): a frame's mask is kept only when
-    # SAM's predicted IoU for it is >= ratio x the one on the seed frame; else the object
-    # counts as absent there (its box is kept a while, then it is searched for)
-    quality_gate: float = 0.0
-    # box-prior growth limit (off at 0, not in the public recipe): a new box with more than
-    # this factor times the area of the last one is not taken, the last one is kept (a mask
-    # that floods the background cannot widen the next prompt)
-    box_growth: float = 0.0
-    # the extra positive point next to the top-k ones: the centre of the box prior (the public
-    # recipe), or "interior": the previous mask's most interior pixel, which lies on the object
-    # whatever its shape (a ring's or a crescent's box centre does not)
-    anchor: str = "box-centre"
-    # cut each object's mask to its box prompt, in every pass of the cascade (off: not in the
-    # public recipe). The box prompt says "the object is in here"; a mask that spills out of it
-    # would prompt the refinements and the next frame with a wider box
-    box_clip: bool = False
-    fit_iterations: int = 800
-    fit_lr: float = 4e-4
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise PersamError(f"unknown method {self.method!r}; choose persam or persam-f")
-        if self.topk is None:
-            self.topk = 2 if self.method == "persam" else 1
-        if self.topk < 1:
-            raise PersamError("topk must be at least 1")
-        if self.margin < 0:
-            raise PersamError(f"the box margin is a number of pixels >= 0, not {self.margin}")
-        if self.keep_box_frames < 0:
-            raise PersamError(f"keep-box-frames is a number of frames >= 0, not {self.keep_box_frames}")
-        if not 0.0 <= self.redetect_ratio <= 1.0:
-            raise PersamError(f"the re-detection ratio is a ratio in [0, 1], not {self.redetect_ratio}")
-        if self.fit_iterations < 0:
-            raise PersamError(f"fit-iterations is a number of steps >= 0, not {self.fit_iterations}")
-        if not self.fit_lr > 0:
-            raise PersamError(f"the fit's learning rate must be positive, not {self.fit_lr}")
-        if not 0.0 <= self.quality_gate <= 1.0:
-            raise PersamError(f"the quality gate is a ratio in [0, 1], not {self.quality_gate}")
-        if self.box_growth != 0 and not self.box_growth >= 1.0:
-            raise PersamError(f"the box growth limit is a factor >= 1 (or 0: off), not {self.box_growth}")
-        if self.anchor not in ANCHORS:
-            raise PersamError(f"unknown anchor {self.anchor!r}; choose box-centre or interior")
-        if self.target_mode not in ("mean-max", "mean"):
-            raise PersamError(f"unknown target mode {self.target_mode!r}; choose mean-max or mean")
 
 
 @dataclass
@@ -133,9 +73,7 @@ class VideoSegmenter:
         :meth:`state_dict`) supplies fitted targets and weights instead of computing them.
         Returns the seed label map restricted to the tracked objects (the start frame's output).
         """
-        if seed.shape != image.shape[:2]:
-            raise PersamError(f"seed mask is {seed.shape[1]}x{seed.shape[0]} but the frame is "
-                              f"{image.shape[1]}x{image.shape[0]}")
+        check_size("seed mask", seed.shape, image.shape, "the frame is")
         ids = list(ids) if ids is not None else object_ids(seed)
         if not ids:
             raise PersamError("the seed mask has no object")
@@ -162,36 +100,37 @@ class VideoSegmenter:
             if self.options.anchor == "interior":
                 obj.interior = persam.interior_point(mask)
             self.objects.append(obj)
-        live = [o for o in self.objects if o.feature is not None]
-        if live:
-            maps = persam.confidence_maps(self.predictor, torch.stack([o.feature for o in live]))
-            for obj, sim in zip(live, maps):
+        tracked = [o for o in self.objects if o.feature is not None]
+        if tracked:
+            maps = persam.confidence_maps(self.predictor, torch.stack([o.feature for o in tracked]))
+            for obj, sim in zip(tracked, maps):
                 if obj.obj_id not in loaded:
                     inside = torch.as_tensor(seed == obj.obj_id, device=sim.device)
                     obj.reference_similarity = float(sim[inside].max()) if bool(inside.any()) else float(sim.max())
             if self.options.method == "persam-f":
-                self._fit(live, maps, seed)
+                self._fit(tracked, maps, seed)
             if self.options.quality_gate > 0:
                 self._reference_quality([i for i, o in enumerate(self.objects) if o.feature is not None], maps)
         return np.where(np.isin(seed, ids), seed, 0).astype(np.uint8)
 
     @torch.no_grad()
-    def _reference_quality(self, live: List[int], maps: torch.Tensor) -> None:
-        """The quality gate's reference: each object (``live``: indices into ``self.objects``,
-        one per row of ``maps``) decoded on its own seed frame as a later frame would be (the
-        seed's box prior), and SAM's predicted IoU for the result."""
-        boxed = [j for j, i in enumerate(live) if self.objects[i].box is not None]
+    def _reference_quality(self, tracked_rows: List[int], maps: torch.Tensor) -> None:
+        """The quality gate's reference: each object (``tracked_rows``: indices into
+        ``self.objects``, one per row of ``maps``) decoded on its own seed frame as a later frame
+        would be (the seed's box prior), and SAM's predicted IoU for the result."""
+        boxed = [j for j, i in enumerate(tracked_rows) if self.objects[i].box is not None]
         if boxed:
             start = time.perf_counter()
-            rows = [live[j] for j in boxed]
+            rows = [tracked_rows[j] for j in boxed]
             scores = self._decode(rows, maps[boxed], with_box=True, gate=False).scores
             for i, score in zip(rows, scores.tolist()):
                 self.objects[i].reference_quality = score
             self.timings.decoder += time.perf_counter() - start
 
-    def _fit(self, live: List[ObjectState], maps: torch.Tensor, seed: np.ndarray) -> None:
-        """Fit PerSAM-F weights for objects that have a seed box and no loaded weights."""
-        todo = [(i, o) for i, o in enumerate(live) if o.weights is None and o.box is not None]
+    def _fit(self, tracked: List[ObjectState], maps: torch.Tensor, seed: np.ndarray) -> None:
+        """Fit PerSAM-F weights for objects (``tracked``, one per row of ``maps``) that have a
+        seed box and no loaded weights."""
+        todo = [(i, o) for i, o in enumerate(tracked) if o.weights is None and o.box is not None]
         if not todo:
             return
         start = time.perf_counter()
@@ -217,20 +156,19 @@ class VideoSegmenter:
         """Segment every object on the next frame; returns the (H, W) uint8 label map."""
         if self._frame_size is None:
             raise RuntimeError("call init() before step()")
-        if image.shape[:2] != tuple(self._frame_size):
-            raise PersamError(f"frame is {image.shape[1]}x{image.shape[0]} but the video started at "
-                              f"{self._frame_size[1]}x{self._frame_size[0]}")
+        check_size("frame", image.shape, self._frame_size, "the video started at")
         self._encode(image)
         t_dec = time.perf_counter()
         logits = torch.full((len(self.objects),) + tuple(self._frame_size), float("-inf"), device=self.device)
-        live = [i for i, o in enumerate(self.objects) if o.feature is not None]
-        if live:
-            maps = persam.confidence_maps(self.predictor, torch.stack([self.objects[i].feature for i in live]))
-            boxed = [j for j, i in enumerate(live) if self.objects[i].box is not None]
-            searching = [j for j, i in enumerate(live) if self.objects[i].box is None]
+        tracked_rows = [i for i, o in enumerate(self.objects) if o.feature is not None]
+        if tracked_rows:
+            maps = persam.confidence_maps(self.predictor,
+                                          torch.stack([self.objects[i].feature for i in tracked_rows]))
+            boxed = [j for j, i in enumerate(tracked_rows) if self.objects[i].box is not None]
+            searching = [j for j, i in enumerate(tracked_rows) if self.objects[i].box is None]
             for group, with_box in ((boxed, True), (searching, False)):
                 if group:
-                    rows = [live[j] for j in group]
+                    rows = [tracked_rows[j] for j in group]
                     logits[rows] = self._decode(rows, maps[group], with_box).logits
         labels = persam.label_map(logits, [o.obj_id for o in self.objects]) if self.objects else \
             np.zeros(self._frame_size, np.uint8)
@@ -262,7 +200,7 @@ class VideoSegmenter:
             torch.cuda.synchronize()
         self.timings.encoder += time.perf_counter() - start
 
-    def _decode(self, rows: List[int], maps: torch.Tensor, with_box: bool, gate: bool = True) -> persam.Decoding:
+    def _decode(self, rows: List[int], maps: torch.Tensor, with_box: bool, gate: bool = True) -> persam.CascadeResult:
         """Decode the objects ``rows`` together; with ``gate``, objects that fail the
         re-detection or quality gate get ``-inf`` logits (not found)."""
         objs = [self.objects[i] for i in rows]
@@ -301,7 +239,7 @@ class VideoSegmenter:
             needed = torch.tensor([o.reference_quality * opts.quality_gate for o in objs], device=self.device)
             rejected |= result.scores < needed
         result.logits[rejected] = float("-inf")
-        return persam.Decoding(result.logits, result.found & ~rejected, result.scores)
+        return persam.CascadeResult(result.logits, result.found & ~rejected, result.scores)
 
     def _anchor(self, obj: ObjectState) -> np.ndarray:
         """The extra positive point of a boxed object (see ``TrackerOptions.anchor``)."""

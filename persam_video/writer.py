@@ -1,18 +1,20 @@
-"""Writes one indexed PNG per frame (DAVIS palette, original ids) into an output folder."""
+"""Output folders of PNGs, one per frame: label maps (DAVIS palette, original ids) or images."""
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import Callable, Union
 
 import numpy as np
 
-from .errors import PersamError
+from .errors import PersamError, error_line
 from .masks import write_label_png
 
+PathLike = Union[str, os.PathLike]
 
-def ensure_writable_dir(folder: Union[str, os.PathLike]) -> Path:
+
+def ensure_writable_dir(folder: PathLike) -> Path:
     """Create ``folder`` if needed and prove it can be written; a one-line PersamError if not."""
     folder = Path(folder)
     try:
@@ -24,23 +26,40 @@ def ensure_writable_dir(folder: Union[str, os.PathLike]) -> Path:
     return folder
 
 
-class LabelWriter:
-    """Writes ``<out_dir>/<frame name>.png`` atomically; checks up front that it can write there."""
+class PngFolderWriter:
+    """Writes ``<out_dir>/<frame name>.png`` atomically; checks up front that it can write there.
 
-    def __init__(self, out_dir: Union[str, os.PathLike]):
+    ``save(path, image)`` writes one file atomically (e.g. :func:`persam_video.masks.write_label_png`).
+    """
+
+    def __init__(self, out_dir: PathLike, save: Callable[[Path, np.ndarray], None]):
         self.out_dir = ensure_writable_dir(out_dir)
+        self.save = save
         self.written = 0
 
     def path_for(self, name: str) -> Path:
-        """Where the label map of frame ``name`` goes."""
+        """Where frame ``name`` goes."""
         return self.out_dir / f"{name}.png"
 
-    def write(self, name: str, labels: np.ndarray) -> Path:
-        """Write one frame's label map; the file appears complete or not at all."""
+    def write(self, name: str, image: np.ndarray) -> Path:
+        """Write one frame's PNG; the file appears complete or not at all."""
         path = self.path_for(name)
         try:
-            write_label_png(path, labels)
+            self.save(path, image)
         except OSError as exc:
-            raise PersamError(f"cannot write {path}: {exc.strerror or exc}") from None
+            raise PersamError(f"cannot write {path}: {error_line(exc)}") from None
         self.written += 1
         return path
+
+    def close(self) -> None:
+        """Nothing to finish: every PNG is complete once written."""
+
+    def abort(self) -> None:
+        """Keep the complete PNGs written so far."""
+
+
+class LabelWriter(PngFolderWriter):
+    """One indexed PNG per frame (DAVIS palette, original ids): what ``segment`` writes."""
+
+    def __init__(self, out_dir: PathLike):
+        super().__init__(out_dir, write_label_png)

@@ -12,25 +12,34 @@ import pytest
 import torch
 
 from persam_video.cli import main
+from persam_video.demo import make_clip
 from persam_video.masks import write_label_png
 from persam_video.models import load_sam
 from persam_video.small_model import SMALL_CONFIG, build_small_sam
-from persam_video.synthetic import make_clip
 
 TEST_SMALL_SIZE = 256  # input size of the random small checkpoint the tests use
 
 CLIP_SIZE = (96, 128)
+REPO = Path(__file__).resolve().parent.parent
+
+
+def load_script(relative: str):
+    """A script of the repository (tools/ and benchmarks/ are not packages) imported as a module,
+    e.g. ``load_script("benchmarks/bench_fit.py")``."""
+    import importlib.util
+    import sys
+
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def load_tool(name: str):
-    """A script of tools/ (not a package) imported as a module, e.g. ``load_tool("loss_curve")``."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parent.parent / "tools" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """A script of tools/ imported as a module, e.g. ``load_tool("loss_curve")``."""
+    return load_script(f"tools/{name}.py")
 
 
 def save_random_checkpoint(build: Callable[[], torch.nn.Module], path: Path, seed: int = 0) -> Path:

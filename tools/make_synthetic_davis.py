@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Write a DAVIS-2017-layout dataset of synthetic clips (see persam_video.synthetic).
+"""Write a DAVIS-2017-layout dataset of synthetic clips (see tools/synthetic.py).
 
 Example::
 
@@ -14,7 +14,7 @@ from typing import List, Optional, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from persam_video.synthetic import write_davis_dataset  # noqa: E402
+from synthetic import write_davis_dataset  # noqa: E402  (tools/, this script's folder)
 
 
 def parse_size(text: str) -> Tuple[int, int]:

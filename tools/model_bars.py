@@ -17,6 +17,8 @@ The test imports ``one_point_ious`` and ``tracked_j`` from here, so the figures 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import List, Optional
 
 import cv2
@@ -25,9 +27,13 @@ import torch
 from segment_anything import SamPredictor
 
 from persam_video.davis.metrics import j_measure
+from persam_video.demo import make_clip
 from persam_video.models import load_sam
-from persam_video.synthetic import make_clip, render_scene
-from persam_video.tracker import TrackerOptions, VideoSegmenter
+from persam_video.options import TrackerOptions
+from persam_video.tracker import VideoSegmenter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/, also when loaded from elsewhere (tests)
+from synthetic import render_scene  # noqa: E402
 
 UNSEEN = 424242  # training renders from (run seed, step) and clip seeds >= 10**10: never this stream
 OTHER_STREAM = 777

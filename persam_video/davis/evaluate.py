@@ -1,12 +1,10 @@
 """DAVIS 2017 semi-supervised evaluation of a results folder: scores, CSV files, tables.
 
-The numbers are those of the official DAVIS 2017 evaluation (see the design note
-``davis-metrics.md``): objects 1..N from each sequence's first annotation, first and
+The numbers are those of the official DAVIS 2017 evaluation (see ``docs/davis.md``): objects 1..N from each sequence's first annotation, first and
 last frames left out, void counted as background, every object weighted once.
 """
 from __future__ import annotations
 
-import os
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -16,8 +14,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ..errors import PersamError
+from ..errors import PersamError, check_size
 from ..masks import VOID_ID, PathLike, atomic_write, read_label_png
+from ..system import cpu_count
 from .layout import DavisLayout
 from .metrics import disk_radius, f_measure, j_measure, summarise, support_window
 
@@ -89,9 +88,9 @@ def evaluate(davis_root: PathLike, subset: str, results_dir: PathLike,
 def _worker_count(workers: Optional[int], jobs: int) -> int:
     """The number of processes: as asked (at least 1), else the CPUs, at most one per job."""
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        workers = cpu_count()
     if workers < 1:
-        raise PersamError(f"--workers must be at least 1, not {workers}")
+        raise PersamError(f"the number of worker processes must be at least 1, not {workers}")
     return max(1, min(workers, jobs))
 
 
@@ -139,9 +138,7 @@ def _evaluate_sequence(job: Tuple[str, str, str]) -> List[ObjectScores]:
 def _read_gt(path: Path, shape: Tuple[int, int]) -> np.ndarray:
     """A ground-truth label map with void set to background; all of a sequence share one size."""
     labels = read_label_png(path)
-    if labels.shape != shape:
-        raise PersamError(f"annotation {path} is {_size(labels.shape)} but the first annotation "
-                          f"of its sequence is {_size(shape)} (width x height)")
+    check_size(f"annotation {path}", labels.shape, shape, "the first annotation of its sequence is")
     labels[labels == VOID_ID] = 0
     return labels
 
@@ -153,19 +150,12 @@ def _read_result(path: Path, annotation: Path, shape: Tuple[int, int], sequence:
         raise PersamError(f"result mask missing: {path} (sequence {sequence} needs one PNG "
                           "per annotation)")
     labels = read_label_png(path)
-    if labels.shape != shape:
-        raise PersamError(f"result {path} is {_size(labels.shape)} but its annotation "
-                          f"{annotation} is {_size(shape)} (width x height)")
+    check_size(f"result {path}", labels.shape, shape, f"its annotation {annotation} is")
     top = int(labels.max())
     if top > n_objects:
         raise PersamError(f"result {path} holds object id {top} but sequence {sequence} "
                           f"has {n_objects} object(s) in its first annotation")
     return labels
-
-
-def _size(shape: Tuple[int, ...]) -> str:
-    """``WxH`` of an (H, W) shape."""
-    return f"{shape[1]}x{shape[0]}"
 
 
 def write_csvs(report: DavisReport, results_dir: PathLike, subset: str) -> Tuple[Path, Path]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from ..errors import PersamError
+from ..errors import PersamError, choose
 from ..masks import PathLike
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -44,13 +44,8 @@ class DavisLayout:
         names = self.sequences(subset)
         if not names:
             raise PersamError(f"subset file lists no sequence: {self.subset_file(subset)}")
-        if sequences is None:
-            return names
-        unknown = [s for s in sequences if s not in names]
-        if unknown:
-            raise PersamError(f"sequence(s) {','.join(unknown)} not in subset {subset} ({self.subset_file(subset)})")
-        wanted = set(sequences)
-        return [n for n in names if n in wanted]
+        return choose(names, sequences, lambda unknown: f"sequence(s) {','.join(unknown)} not in subset {subset} "
+                                                        f"({self.subset_file(subset)})")
 
     def frame_dir(self, sequence: str) -> Path:
         """The folder of a sequence's video frames."""

@@ -1,10 +1,9 @@
 """The DAVIS 2017 region (J) and contour (F) measures and their per-object statistics.
 
-Every function follows the design note ``davis-metrics.md`` (the official DAVIS 2017
-definitions) to the last digit; the one deliberate difference is the decay bins,
-which are integers here where the official code wraps them through uint8.
-Measures work on stacks of binary masks shaped (n_frames, H, W) and give one value
-per frame.
+Every function follows the official DAVIS 2017 definitions (see ``docs/davis.md``) to the
+last digit; the one deliberate difference is the decay bins, which are integers here where
+the official code wraps them through uint8. Measures work on stacks of binary masks shaped
+(n_frames, H, W) and give one value per frame.
 """
 from __future__ import annotations
 
