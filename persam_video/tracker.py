@@ -11,7 +11,6 @@ objects. State is kept per object id, so an object that vanishes never shifts th
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
@@ -24,6 +23,7 @@ from . import persam
 from .errors import PersamError, check_size
 from .masks import atomic_write, object_ids
 from .options import TrackerOptions
+from .seeding import SeedView, seed_objects
 
 STATE_VERSION = 1
 
@@ -62,6 +62,7 @@ class VideoSegmenter:
         self.predictor = SamPredictor(model)
         self.objects: List[ObjectState] = []
         self.timings = Timings()
+        self.results: List[Tuple[int, float, bool]] = []
         self._frame_size: Optional[Tuple[int, int]] = None
 
     # ------------------------------------------------------------------ seeding
@@ -79,88 +80,56 @@ class VideoSegmenter:
             raise PersamError("the seed mask has no object")
         loaded = self._check_state(state, ids) if state is not None else {}
         self._frame_size = seed.shape
-        self._encode(image)
-        h, w = seed.shape
-        self.objects = []
-        for k in ids:
-            mask = seed == k
-            box = persam.tight_box(mask)
-            if k in loaded:
-                record = loaded[k]
-                obj = ObjectState(k, record["feature"].to(self.device), record["mean"].to(self.device),
-                                  reference_similarity=float(record["reference_similarity"]),
-                                  weights=None if record.get("weights") is None else record["weights"].to(self.device))
-            elif box is None:
-                warnings.warn(f"object {k} is empty in the seed mask: it will not be tracked")
-                obj = ObjectState(k, None, None)
-            else:
-                target = persam.target_embedding(self.predictor, mask, self.options.target_mode)
-                obj = ObjectState(k, target.feature, target.mean)
-            obj.box = None if box is None else persam.widen_box(box, self.options.margin, h, w)
-            if self.options.anchor == "interior":
-                obj.interior = persam.interior_point(mask)
-            self.objects.append(obj)
-        tracked = [o for o in self.objects if o.feature is not None]
-        if tracked:
-            maps = persam.confidence_maps(self.predictor, torch.stack([o.feature for o in tracked]))
-            for obj, sim in zip(tracked, maps):
-                if obj.obj_id not in loaded:
-                    inside = torch.as_tensor(seed == obj.obj_id, device=sim.device)
-                    obj.reference_similarity = float(sim[inside].max()) if bool(inside.any()) else float(sim.max())
-            if self.options.method == "persam-f":
-                self._fit(tracked, maps, seed)
-            if self.options.quality_gate > 0:
-                self._reference_quality([i for i, o in enumerate(self.objects) if o.feature is not None], maps)
-        return np.where(np.isin(seed, ids), seed, 0).astype(np.uint8)
+        seed_objects(self, [SeedView({k: seed == k for k in ids}, image=image)], ids, loaded)
+        labels = np.where(np.isin(seed, ids), seed, 0).astype(np.uint8)
+        self.place(labels, ids)
+        return labels
 
-    @torch.no_grad()
-    def _reference_quality(self, tracked_rows: List[int], maps: torch.Tensor) -> None:
-        """The quality gate's reference: each object (``tracked_rows``: indices into
-        ``self.objects``, one per row of ``maps``) decoded on its own seed frame as a later frame
-        would be (the seed's box prior), and SAM's predicted IoU for the result."""
-        boxed = [j for j, i in enumerate(tracked_rows) if self.objects[i].box is not None]
-        if boxed:
-            start = time.perf_counter()
-            rows = [tracked_rows[j] for j in boxed]
-            scores = self._decode(rows, maps[boxed], with_box=True, gate=False).scores
-            for i, score in zip(rows, scores.tolist()):
-                self.objects[i].reference_quality = score
-            self.timings.decoder += time.perf_counter() - start
+    def seed(self, views: Sequence[SeedView], ids: Sequence[int], frame_size: Tuple[int, int]) -> None:
+        """Seed the objects ``ids`` from their masks on ``views`` (prompted frames of a clip of
+        ``frame_size`` frames, reference images): see :mod:`persam_video.seeding` for the rules.
+        No object has a box prior afterwards: :meth:`step` places them on their prompted frames."""
+        self._frame_size = tuple(frame_size)
+        seed_objects(self, views, ids, {})
 
-    def _fit(self, tracked: List[ObjectState], maps: torch.Tensor, seed: np.ndarray) -> None:
-        """Fit PerSAM-F weights for objects (``tracked``, one per row of ``maps``) that have a
-        seed box and no loaded weights."""
-        todo = [(i, o) for i, o in enumerate(tracked) if o.weights is None and o.box is not None]
-        if not todo:
-            return
-        start = time.perf_counter()
-        rows = [i for i, _ in todo]
-        points = persam.top_points(maps[rows], 1)
-        centres = torch.as_tensor(np.stack([self._anchor(o) for _, o in todo]), device=self.device)
-        prompts = persam.Prompts(
-            points=torch.cat((points, centres[:, None]), dim=1),
-            labels=torch.ones(len(todo), 2, device=self.device),
-            boxes=torch.as_tensor(np.stack([o.box for _, o in todo]), dtype=torch.float32, device=self.device))
-        with torch.no_grad():
-            logits = persam.predict(self.predictor, prompts).logits
-        target = torch.stack([torch.as_tensor(seed == o.obj_id, device=self.device) for _, o in todo])
-        with torch.enable_grad():
-            weights = persam.fit_scale_weights(logits, target, self.options.fit_iterations, self.options.fit_lr)
-        for (_, obj), w in zip(todo, weights):
-            obj.weights = w
-        self.timings.fit += time.perf_counter() - start
+    def place(self, labels: np.ndarray, ids: Sequence[int]) -> None:
+        """Set the objects ``ids`` where ``labels`` has them, as a prompt does: their box prior and
+        anchor from their mask there, nothing missing."""
+        h, w = labels.shape
+        wanted = set(ids)
+        for obj in self.objects:
+            if obj.obj_id in wanted:
+                mask = labels == obj.obj_id
+                box = persam.tight_box(mask)
+                obj.box = None if box is None else persam.widen_box(box, self.options.margin, h, w)
+                if self.options.anchor == "interior":
+                    obj.interior = persam.interior_point(mask)
+                obj.missing = 0
+
+    def unplace(self) -> None:
+        """Forget where every object was (no box priors): the state before a pass's first prompt."""
+        for obj in self.objects:
+            obj.box, obj.interior, obj.missing = None, None, 0
 
     # --------------------------------------------------------------- per frame
     @torch.no_grad()
-    def step(self, image: np.ndarray) -> np.ndarray:
-        """Segment every object on the next frame; returns the (H, W) uint8 label map."""
+    def step(self, image: np.ndarray, prompts: Optional[Dict[int, np.ndarray]] = None) -> np.ndarray:
+        """Segment every object on the next frame; returns the (H, W) uint8 label map.
+
+        ``prompts`` (id -> (H, W) bool) are the masks given for this frame: those objects are not
+        decoded, their mask is the given one (drawn in ascending id order over the others) and
+        their box prior restarts from it. ``results`` then holds each object's id, score and
+        whether it is on the label map."""
         if self._frame_size is None:
             raise RuntimeError("call init() before step()")
         check_size("frame", image.shape, self._frame_size, "the video started at")
-        self._encode(image)
+        prompts = prompts or {}
+        tracked_rows = [i for i, o in enumerate(self.objects) if o.feature is not None and o.obj_id not in prompts]
+        if tracked_rows or not prompts:
+            self.encode(image)
         t_dec = time.perf_counter()
         logits = torch.full((len(self.objects),) + tuple(self._frame_size), float("-inf"), device=self.device)
-        tracked_rows = [i for i, o in enumerate(self.objects) if o.feature is not None]
+        scores = torch.zeros(len(self.objects), device=self.device)
         if tracked_rows:
             maps = persam.confidence_maps(self.predictor,
                                           torch.stack([self.objects[i].feature for i in tracked_rows]))
@@ -169,13 +138,25 @@ class VideoSegmenter:
             for group, with_box in ((boxed, True), (searching, False)):
                 if group:
                     rows = [tracked_rows[j] for j in group]
-                    logits[rows] = self._decode(rows, maps[group], with_box).logits
+                    result = self.decode(rows, maps[group], with_box)
+                    logits[rows] = result.logits
+                    scores[rows] = result.scores.to(scores.dtype)
         labels = persam.label_map(logits, [o.obj_id for o in self.objects]) if self.objects else \
             np.zeros(self._frame_size, np.uint8)
-        self._update_boxes(labels)
+        for k in sorted(prompts):
+            labels[prompts[k]] = k
+        self._update_boxes(labels, skip=prompts)
+        self.place(labels, list(prompts))
+        self._record(labels, scores.tolist(), prompts)
         self.timings.decoder += time.perf_counter() - t_dec
         self.timings.frames += 1
         return labels
+
+    def _record(self, labels: np.ndarray, scores: List[float], prompts: Dict[int, np.ndarray]) -> None:
+        """``results``: (id, score, found) per object; a prompted object scores 1."""
+        counts = np.bincount(labels.ravel(), minlength=256)
+        self.results = [(o.obj_id, 1.0 if o.obj_id in prompts else (s if counts[o.obj_id] else 0.0),
+                         bool(counts[o.obj_id])) for o, s in zip(self.objects, scores)]
 
     def propagate(self, frames: Iterable) -> Iterator[Tuple[int, np.ndarray]]:
         """Yield ``(frame_index, label_map)`` for each frame as it arrives.
@@ -193,21 +174,22 @@ class VideoSegmenter:
     def device(self) -> torch.device:
         return self.predictor.device
 
-    def _encode(self, image: np.ndarray) -> None:
+    def encode(self, image: np.ndarray) -> None:
+        """Run the image encoder on ``image`` (RGB uint8) and count its time."""
         start = time.perf_counter()
         self.predictor.set_image(image)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         self.timings.encoder += time.perf_counter() - start
 
-    def _decode(self, rows: List[int], maps: torch.Tensor, with_box: bool, gate: bool = True) -> persam.CascadeResult:
+    def decode(self, rows: List[int], maps: torch.Tensor, with_box: bool, gate: bool = True) -> persam.CascadeResult:
         """Decode the objects ``rows`` together; with ``gate``, objects that fail the
         re-detection or quality gate get ``-inf`` logits (not found)."""
         objs = [self.objects[i] for i in rows]
         opts = self.options
         points = [persam.top_points(maps, opts.topk)]
         if with_box:
-            centres = np.stack([self._anchor(o) for o in objs])
+            centres = np.stack([self.anchor(o) for o in objs])
             points.append(torch.as_tensor(centres, device=self.device)[:, None])
         n_pos = sum(p.shape[1] for p in points)
         labels = [torch.ones(len(objs), n_pos, device=self.device)]
@@ -241,22 +223,25 @@ class VideoSegmenter:
         result.logits[rejected] = float("-inf")
         return persam.CascadeResult(result.logits, result.found & ~rejected, result.scores)
 
-    def _anchor(self, obj: ObjectState) -> np.ndarray:
+    def anchor(self, obj: ObjectState) -> np.ndarray:
         """The extra positive point of a boxed object (see ``TrackerOptions.anchor``)."""
         if self.options.anchor == "interior" and obj.interior is not None:
             return obj.interior
         return persam.box_centre(obj.box)
 
-    def _update_boxes(self, labels: np.ndarray) -> None:
-        """Each object's next box prior from this frame's label map (kept a while if it vanished)."""
-        if not self.objects:
+    def _update_boxes(self, labels: np.ndarray, skip: Iterable[int] = ()) -> None:
+        """Each object's next box prior from this frame's label map (kept a while if it vanished);
+        objects in ``skip`` are left as they are."""
+        skip = set(skip)
+        objects = [o for o in self.objects if o.obj_id not in skip]
+        if not objects:
             return
         h, w = labels.shape
         label_t = torch.as_tensor(labels, device=self.device)
-        ids = torch.as_tensor([o.obj_id for o in self.objects], device=self.device, dtype=label_t.dtype)
+        ids = torch.as_tensor([o.obj_id for o in objects], device=self.device, dtype=label_t.dtype)
         masks = label_t[None] == ids[:, None, None]
         boxes = persam.tight_boxes(masks)
-        for obj, box, mask in zip(self.objects, boxes, masks):
+        for obj, box, mask in zip(objects, boxes, masks):
             if box is not None:
                 widened = persam.widen_box(box, self.options.margin, h, w)
                 refused = False
@@ -274,6 +259,42 @@ class VideoSegmenter:
                     obj.box = None
 
     # ------------------------------------------------------------- state I/O
+    def places(self) -> Dict[int, dict]:
+        """Where each object is (box prior, anchor, frames missing): the state that changes per frame."""
+        return {o.obj_id: {"box": None if o.box is None else [int(v) for v in o.box],
+                           "interior": None if o.interior is None else [float(v) for v in o.interior],
+                           "missing": o.missing} for o in self.objects}
+
+    def load_places(self, places: Dict[int, dict]) -> None:
+        """Put back what :meth:`places` gave."""
+        for obj in self.objects:
+            record = places[obj.obj_id]
+            obj.box = None if record["box"] is None else np.array(record["box"], dtype=np.int64)
+            obj.interior = None if record["interior"] is None else np.array(record["interior"], dtype=np.float32)
+            obj.missing = int(record["missing"])
+
+    def track_state(self) -> dict:
+        """Everything the tracker needs to go on from here, per object: the fitted state (tensors
+        on the CPU) and :meth:`places`. :meth:`load_track_state` restores it bit for bit."""
+        places = self.places()
+        return {"frame_size": list(self._frame_size) if self._frame_size else None, "objects": [
+            {"obj_id": o.obj_id, "feature": None if o.feature is None else o.feature.cpu(),
+             "mean": None if o.mean is None else o.mean.cpu(), "weights": None if o.weights is None else o.weights.cpu(),
+             "reference_similarity": o.reference_similarity, "reference_quality": o.reference_quality,
+             **places[o.obj_id]} for o in self.objects]}
+
+    def load_track_state(self, state: dict, frame_size: Tuple[int, int]) -> None:
+        """Restore a :meth:`track_state` for a video of ``frame_size`` (height, width)."""
+        def device(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+            return None if t is None else t.to(self.device)
+
+        self._frame_size = tuple(frame_size)
+        self.objects = [ObjectState(r["obj_id"], device(r["feature"]), device(r["mean"]),
+                                    reference_similarity=r["reference_similarity"],
+                                    reference_quality=r["reference_quality"], weights=device(r["weights"]))
+                        for r in state["objects"]]
+        self.load_places({r["obj_id"]: r for r in state["objects"]})
+
     def state_dict(self) -> dict:
         """The fitted per-object state (targets, weights), to save and reuse on another run."""
         return {
