@@ -21,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     from . import davis, demo, export, segment
     for command in (segment, davis, demo, export):
         command.add_parser(sub)
+    from . import ui  # persam-video ui (its web libraries are imported only when it runs)
+    ui.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,324 @@
+"""One browser session's state: its folder, video, objects, clicks, label maps and Track run.
+
+Every browser session gets a :class:`BrowserSession` with a private folder; the uploaded video,
+the page's frames, the label PNGs and the downloads all live there and nowhere else. The
+clicks go to the library's prompting session (:class:`persam_video.session.VideoSession`),
+which decodes the object's mask on that frame; the label PNG of that frame is updated at once,
+so the page shows the mask right after the click. Track runs the session's ``propagate`` in the
+background (:mod:`.tracking`).
+
+Rules chosen here:
+
+* a click or a box on a frame adds to that object's prompts on that frame (the clicks
+  accumulate, as in SAM2); the frame's label map takes the object's new mask over any other
+  object's pixels;
+* the first Track, and any Track after a cancelled or failed one, propagates in both directions
+  from the earliest prompted frame; once a Track has completed, prompts added on later frames
+  are corrections and the next Track re-runs forward from the earliest of them (the frames
+  before it keep their masks); a prompt before the first prompted frame re-runs both ways;
+* loading a video starts afresh (prompts, masks and Track results go) and, when the list of
+  objects is empty, adds "object 1".
+"""
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
+
+from ..masks import DAVIS_PALETTE, read_label_png, write_label_png
+from ..options import TrackerOptions
+from ..writer import LabelWriter
+from .tracking import TrackJob
+from .video import LoadedVideo, UiError, load_video
+
+MAX_OBJECTS = 254
+MAX_NAME = 40
+
+
+def colour(obj_id: int) -> str:
+    """The object's DAVIS palette colour as ``#rrggbb``."""
+    return "#" + "".join(f"{int(c):02x}" for c in DAVIS_PALETTE[obj_id])
+
+
+class BrowserSession:
+    """The state of one browser session; every public method takes the session's lock."""
+
+    def __init__(self, sid: str, folder: Path, model, options: TrackerOptions, model_lock: threading.Lock,
+                 session_class: Optional[Callable] = None):
+        self.id = sid
+        self.session_class = session_class  # VideoSession(model, source, options); None: the library's
+        self.folder = folder
+        self.model = model
+        self.options = options
+        self.model_lock = model_lock
+        self.lock = threading.RLock()
+        self.last_seen = time.monotonic()
+        self.video: Optional[LoadedVideo] = None
+        self.tracker = None  # persam_video.session.VideoSession for the loaded video
+        self.objects: Dict[int, str] = {}
+        self.marks: Dict[int, Dict[int, dict]] = {}  # frame -> object -> {"points": [[x, y, label]], "box"}
+        self.job: Optional[TrackJob] = None
+        self.tracked = False  # a Track has completed: every frame has a label map
+        self.first_prompted: Optional[int] = None  # the earliest prompted frame of the last completed Track
+        self.changed_from: Optional[int] = None  # the earliest frame prompted since then
+        self.version = 0  # bumped whenever a frame's picture may change
+        self._loads = 0
+
+    # ----------------------------------------------------------------- helpers
+    def touch(self) -> None:
+        """Note that the page is still there."""
+        self.last_seen = time.monotonic()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a Track is running."""
+        return self.job is not None and self.job.running
+
+    def _idle(self) -> None:
+        if self.busy:
+            raise UiError("Track is running: wait for it or cancel it first", status=409)
+
+    def _need_video(self) -> LoadedVideo:
+        if self.video is None:
+            raise UiError("load a video first")
+        return self.video
+
+    def check_frame(self, frame: int) -> int:
+        video = self._need_video()
+        if not 0 <= frame < len(video):
+            raise UiError(f"frame {frame} is outside the video (0 to {len(video) - 1})")
+        return frame
+
+    def _check_object(self, obj_id: Optional[int]) -> int:
+        if not self.objects:
+            raise UiError("add an object first")
+        if obj_id not in self.objects:
+            raise UiError(f"there is no object {obj_id}: choose one in the list")
+        return obj_id
+
+    @property
+    def labels_dir(self) -> Path:
+        """Where this video's label PNGs are (one per frame, named like the frames)."""
+        return self._need_video().previews.parent / "labels"
+
+    def labels(self, frame: int) -> Optional[np.ndarray]:
+        """The current label map of ``frame``, or None when it has none yet."""
+        path = self.labels_dir / f"{self._need_video().names[frame]}.png"
+        return read_label_png(path) if path.is_file() else None
+
+    # ------------------------------------------------------------------- video
+    def video_folder(self) -> Path:
+        """A fresh folder for the next video (an upload is saved there before :meth:`open_video`)."""
+        with self.lock:
+            self._idle()
+            self._loads += 1
+            folder = self.folder / f"video-{self._loads}"
+            folder.mkdir(parents=True)
+            return folder
+
+    def open_video(self, path: Path, name: str, where: Optional[Path] = None) -> None:
+        """Load the video at ``path`` (a file the server wrote or was given), replacing any other.
+
+        ``where`` is the folder from :meth:`video_folder` (a fresh one by default); it holds the
+        page's frames and the label PNGs, and is removed if the video cannot be loaded.
+        """
+        with self.lock:
+            where = where or self.video_folder()
+            self._idle()
+            try:
+                video = load_video(path, name, where / "frames")
+                tracker = (self.session_class or _video_session())(self.model, video.source, self.options)
+            except BaseException:
+                shutil.rmtree(where, ignore_errors=True)
+                raise
+            old = self.video
+            self.video, self.tracker, self.job = video, tracker, None
+            self.marks, self.tracked, self.first_prompted, self.changed_from = {}, False, None, None
+            self.version += 1
+            if old is not None:
+                shutil.rmtree(old.previews.parent, ignore_errors=True)
+            if not self.objects:
+                self.objects[1] = "object 1"
+
+    # ----------------------------------------------------------------- objects
+    def add_object(self, name: Optional[str] = None) -> int:
+        """A new object with the smallest free id; returns its id."""
+        with self.lock:
+            self._idle()
+            free = [k for k in range(1, MAX_OBJECTS + 1) if k not in self.objects]
+            if not free:
+                raise UiError(f"at most {MAX_OBJECTS} objects")
+            obj_id = free[0]
+            self.objects[obj_id] = clean_name(name) or f"object {obj_id}"
+            return obj_id
+
+    def rename_object(self, obj_id: int, name: str) -> None:
+        """Give an object a new name (names are for the page; files keep the ids)."""
+        with self.lock:
+            self._check_object(obj_id)
+            new = clean_name(name)
+            if not new:
+                raise UiError("an object's name cannot be empty")
+            self.objects[obj_id] = new
+
+    def remove_object(self, obj_id: int) -> None:
+        """Forget an object: its prompts, and its pixels in every label map."""
+        with self.lock:
+            self._idle()
+            self._check_object(obj_id)
+            del self.objects[obj_id]
+            if self.video is None:
+                return
+            if obj_id in (self.tracker.object_ids if self.tracker is not None else []):
+                with self.model_lock:
+                    self.tracker.remove_object(obj_id)
+            for frame in list(self.marks):
+                self.marks[frame].pop(obj_id, None)
+                if not self.marks[frame]:
+                    del self.marks[frame]
+            for path in self.labels_dir.glob("*.png"):
+                labels = read_label_png(path)
+                if (labels == obj_id).any():
+                    write_label_png(path, np.where(labels == obj_id, 0, labels).astype(np.uint8))
+            self.version += 1
+
+    # ----------------------------------------------------------------- prompts
+    def add_click(self, frame: int, obj_id: Optional[int], x: float, y: float, positive: bool) -> None:
+        """A positive or negative click for ``obj_id`` on ``frame``; the frame's mask is updated at once."""
+        with self.lock:
+            self._prompt_checks(frame, obj_id)
+            self._check_point(x, y)
+            with self.model_lock:
+                mask = self.tracker.add_points(frame, obj_id, np.array([[x, y]], np.float32),
+                                               np.array([1 if positive else 0]))
+            mark = self.marks.setdefault(frame, {}).setdefault(obj_id, {"points": [], "box": None})
+            mark["points"].append([round(float(x), 1), round(float(y), 1), 1 if positive else 0])
+            self._prompted(frame, obj_id, mask)
+
+    def add_box(self, frame: int, obj_id: Optional[int], box: Tuple[float, float, float, float]) -> None:
+        """A box around ``obj_id`` on ``frame``; the frame's mask is updated at once."""
+        with self.lock:
+            self._prompt_checks(frame, obj_id)
+            x0, y0, x1, y1 = (float(v) for v in box)
+            x0, x1 = sorted((x0, x1))
+            y0, y1 = sorted((y0, y1))
+            self._check_point(x0, y0)
+            self._check_point(x1, y1)
+            if x1 - x0 < 2 or y1 - y0 < 2:
+                raise UiError("the box is too small: drag it around the object")
+            with self.model_lock:
+                mask = self.tracker.add_box(frame, obj_id, np.array([x0, y0, x1, y1], np.float32))
+            mark = self.marks.setdefault(frame, {}).setdefault(obj_id, {"points": [], "box": None})
+            mark["box"] = [round(v, 1) for v in (x0, y0, x1, y1)]
+            self._prompted(frame, obj_id, mask)
+
+    def _prompt_checks(self, frame: int, obj_id: Optional[int]) -> None:
+        self._need_video()
+        self._idle()
+        self.check_frame(frame)
+        self._check_object(obj_id)
+
+    def _check_point(self, x: float, y: float) -> None:
+        h, w = self._need_video().size
+        if not (0 <= x <= w and 0 <= y <= h):
+            raise UiError(f"the point {x:.0f}, {y:.0f} is outside the {w}x{h} frame")
+
+    def _prompted(self, frame: int, obj_id: int, mask: np.ndarray) -> None:
+        """Put the object's new mask into the frame's label map and note the change for Track."""
+        labels = self.labels(frame)
+        if labels is None:
+            labels = np.zeros(self.video.size, np.uint8)
+        labels = np.where(labels == obj_id, 0, labels)
+        labels[np.asarray(mask, dtype=bool)] = obj_id
+        self.labels_dir.mkdir(parents=True, exist_ok=True)
+        write_label_png(self.labels_dir / f"{self.video.names[frame]}.png", labels.astype(np.uint8))
+        self.changed_from = frame if self.changed_from is None else min(self.changed_from, frame)
+        self.version += 1
+
+    # ------------------------------------------------------------------- Track
+    def start_track(self) -> None:
+        """Start Track in the background (see the module's rules for where it starts)."""
+        with self.lock:
+            self._need_video()
+            self._idle()
+            if not self.objects:
+                raise UiError("add an object and click on it before Track")
+            prompted = [k for k in self.objects if any(k in marks for marks in self.marks.values())]
+            if not prompted:
+                raise UiError("click on an object before Track: no object has a click or a box yet")
+            direction, start = self.track_plan()
+            total = len(self.video) - start if direction == "forward" else len(self.video)
+            first = min(self.marks)
+
+            def frames():
+                return self.tracker.propagate(direction, start)
+
+            def on_frame():
+                self.version += 1
+
+            def finished():
+                with self.lock:
+                    if self.job is job and job.state == "done":
+                        self.tracked, self.first_prompted, self.changed_from = True, first, None
+
+            job = TrackJob(frames, LabelWriter(self.labels_dir), total, self.model_lock, on_frame,
+                           on_end=finished)
+            self.job = job.start()
+
+    def track_plan(self) -> Tuple[str, Optional[int]]:
+        """(direction, start) of the next Track: both ways from the first prompt, or forward from a correction."""
+        if self.tracked and self.changed_from is not None and self.first_prompted is not None \
+                and self.changed_from > self.first_prompted:
+            return "forward", self.changed_from
+        return "both", None
+
+    def cancel_track(self) -> None:
+        """Stop a running Track after its current frame."""
+        with self.lock:
+            if self.busy:
+                self.job.cancel()
+
+    # ----------------------------------------------------------------- the page
+    def describe(self) -> dict:
+        """Everything the page shows, as JSON-ready data."""
+        with self.lock:
+            video = None
+            if self.video is not None:
+                h, w = self.video.size
+                video = {"name": self.video.name, "frames": len(self.video), "width": w, "height": h,
+                         "fps": round(self.video.fps, 3)}
+            prompted = {k for marks in self.marks.values() for k in marks}
+            return {
+                "video": video,
+                "objects": [{"id": k, "name": n, "colour": colour(k), "prompted": k in prompted}
+                            for k, n in sorted(self.objects.items())],
+                "marks": {str(f): {str(k): m for k, m in marks.items()} for f, marks in self.marks.items()},
+                "track": self.job.progress() if self.job is not None else None,
+                "tracked": self.tracked,
+                "changed_from": self.changed_from,
+                "next_track": None if self.video is None else dict(zip(("direction", "start"), self.track_plan())),
+                "version": self.version,
+            }
+
+    def close(self) -> None:
+        """End the session: stop its Track and remove its folder."""
+        job = self.job
+        if job is not None:  # not under the lock: the job's last step takes it
+            job.cancel()
+            job.wait(60)
+        with self.lock:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _video_session() -> Callable:
+    from ..session import VideoSession
+    return VideoSession
+
+
+def clean_name(name: Optional[str]) -> str:
+    """An object name as the page may show it: printable, trimmed, at most MAX_NAME characters."""
+    return "".join(ch for ch in (name or "") if ch.isprintable()).strip()[:MAX_NAME]
