@@ -21,6 +21,7 @@ from typing import Dict, List, Optional
 
 import cv2
 import imageio.v3 as iio
+import imageio_ffmpeg
 import numpy as np
 import pytest
 from PIL import Image
@@ -264,3 +265,61 @@ def test_click_track_correct_export(browser, server, demo_clip, tmp_path):
     assert page.request.get(f"{page.url}api/frame/0").ok  # the first session is still there
     page.context.close()
     other.context.close()
+
+
+def expect_error(page, *needles: str) -> None:
+    """The page shows an error message naming every needle."""
+    message = page.locator("#message.error")
+    for needle in needles:
+        expect(message).to_contain_text(needle)
+
+
+def test_bad_input_gives_a_message_and_the_server_keeps_serving(browser, server, demo_clip, tmp_path):
+    video, frames, truth = demo_clip
+    page = new_page(browser, server)
+
+    click_frame(page, 10, 10)  # no video yet
+    expect_error(page, "load a video first")
+    page.screenshot(path=tmp_path / "01-click-before-video.png")
+    page.set_input_files("#file", str(video))  # a good request after it
+    expect(page.locator("#video-info")).to_contain_text(f"{CLIP_FRAMES} frames")
+    folders = sorted(server.root.glob("*/video-*"))
+
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("not a video\n")
+    page.set_input_files("#file", str(notes))
+    expect_error(page, "notes.mp4 is not a video")
+    page.screenshot(path=tmp_path / "02-not-a-video.png")
+    expect(page.locator("#video-info")).to_contain_text("clip.mp4")  # the loaded video stays
+    click_frame(page, *inside(truth[0] == 1))
+    expect(page.locator("#message")).to_be_hidden()
+    expect(page.locator("#objects li .state")).to_have_text("#1")
+
+    empty = tmp_path / "empty.mp4"
+    writer = imageio_ffmpeg.write_frames(str(empty), (64, 48), fps=10, macro_block_size=1, ffmpeg_log_level="quiet")
+    writer.send(None)
+    writer.close()  # a valid mp4 container with no video frames
+    page.set_input_files("#file", str(empty))
+    expect_error(page, "empty.mp4 has no frames")
+    assert page.request.get(f"{page.url}api/frame/0").ok
+
+    page.click("#objects li .remove")
+    expect(page.locator("#objects li")).to_have_count(0)
+    page.click("#track")
+    expect_error(page, "add an object")
+    page.screenshot(path=tmp_path / "03-track-without-object.png")
+    page.click("#add-object")
+    expect(page.locator("#objects li")).to_have_count(1)
+    page.click("#track")
+    expect_error(page, "click on an object before Track")
+
+    big = {"name": "big.mp4", "mimeType": "video/mp4", "buffer": bytes(int(1.5 * UPLOAD_LIMIT_MB * 2 ** 20))}
+    page.set_input_files("#file", files=[big])
+    expect_error(page, "big.mp4 is larger than the upload limit of 1 MB")
+    page.screenshot(path=tmp_path / "04-too-big.png")
+    answer = page.request.post(f"{page.url}api/video?name=big.mp4", data=big["buffer"])  # past the page's check
+    assert answer.status == 413 and "upload limit of 1 MB" in answer.json()["error"]
+    state = page.request.get(f"{page.url}api/state")
+    assert state.ok and state.json()["video"]["name"] == "clip.mp4"
+    assert sorted(server.root.glob("*/video-*")) == folders  # the refused uploads left nothing behind
+    page.context.close()
