@@ -15,7 +15,8 @@ Rules chosen here:
 * the first Track, and any Track after a cancelled or failed one, propagates in both directions
   from the earliest prompted frame; once a Track has completed, prompts added on later frames
   are corrections and the next Track re-runs forward from the earliest of them (the frames
-  before it keep their masks); a prompt before the first prompted frame re-runs both ways;
+  before it keep their masks); a prompt before the first prompted frame, or for an object the
+  last Track did not follow, re-runs both ways from the first prompted frame;
 * loading a video starts afresh (prompts, masks and Track results go) and, when the list of
   objects is empty, adds "object 1".
 """
@@ -25,7 +26,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Set, Tuple
 
 import numpy as np
 
@@ -64,6 +65,7 @@ class BrowserSession:
         self.job: Optional[TrackJob] = None
         self.tracked = False  # a Track has completed: every frame has a label map
         self.first_prompted: Optional[int] = None  # the earliest prompted frame of the last completed Track
+        self.tracked_ids: Set[int] = set()  # the objects that Track followed
         self.changed_from: Optional[int] = None  # the earliest frame prompted since then
         self.version = 0  # bumped whenever a frame's picture may change
         self._loads = 0
@@ -138,6 +140,7 @@ class BrowserSession:
             old = self.video
             self.video, self.tracker, self.job = video, tracker, None
             self.marks, self.tracked, self.first_prompted, self.changed_from = {}, False, None, None
+            self.tracked_ids = set()
             self.version += 1
             if old is not None:
                 shutil.rmtree(old.previews.parent, ignore_errors=True)
@@ -253,6 +256,7 @@ class BrowserSession:
             direction, start = self.track_plan()
             total = len(self.video) - start if direction == "forward" else len(self.video)
             first = min(self.marks)
+            followed = set(prompted)
 
             def frames():
                 return self.tracker.propagate(direction, start)
@@ -264,6 +268,7 @@ class BrowserSession:
                 with self.lock:
                     if self.job is job and job.state == "done":
                         self.tracked, self.first_prompted, self.changed_from = True, first, None
+                        self.tracked_ids = followed
 
             job = TrackJob(frames, LabelWriter(self.labels_dir), total, self.model_lock, on_frame,
                            on_end=finished)
@@ -271,8 +276,9 @@ class BrowserSession:
 
     def track_plan(self) -> Tuple[str, Optional[int]]:
         """(direction, start) of the next Track: both ways from the first prompt, or forward from a correction."""
+        prompted = {k for marks in self.marks.values() for k in marks}
         if self.tracked and self.changed_from is not None and self.first_prompted is not None \
-                and self.changed_from > self.first_prompted:
+                and self.changed_from > self.first_prompted and prompted <= self.tracked_ids:
             return "forward", self.changed_from
         return "both", None
 

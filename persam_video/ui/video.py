@@ -77,7 +77,15 @@ async def save_upload(chunks: AsyncIterator[bytes], folder: Path, name: str, lim
 
 def too_large(limit: int) -> str:
     """The message for an upload above the limit."""
-    return f"the video is larger than the upload limit of {limit / 2 ** 20:g} MB"
+    return f"the video is larger than the upload limit of {human_size(limit)}"
+
+
+def human_size(size: int) -> str:
+    """``200 MB``, ``1.5 GB``, ``100 bytes``."""
+    for unit, scale in (("GB", 2 ** 30), ("MB", 2 ** 20), ("KB", 2 ** 10)):
+        if size >= scale:
+            return f"{size / scale:.4g} {unit}"
+    return f"{size} bytes"
 
 
 @dataclass
