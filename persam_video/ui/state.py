@@ -12,11 +12,12 @@ Rules chosen here:
 * a click or a box on a frame adds to that object's prompts on that frame (the clicks
   accumulate, as in SAM2); the frame's label map takes the object's new mask over any other
   object's pixels;
-* the first Track, and any Track after a cancelled or failed one, propagates in both directions
-  from the earliest prompted frame; once a Track has completed, prompts added on later frames
-  are corrections and the next Track re-runs forward from the earliest of them (the frames
-  before it keep their masks); a prompt before the first prompted frame, or for an object the
-  last Track did not follow, re-runs both ways from the first prompted frame;
+* Track always runs the whole clip: the prompting session seeds every object from all its
+  prompts (a correction included) and propagates forward from the earliest prompted frame, then
+  backward; on every prompted frame an object's mask is its prompt's. Re-running only forward
+  from a correction was measured worse on the demo clip (mean J 0.632 -> 0.452 after one
+  correction, against 0.644 for the whole clip): the session starts the objects not prompted on
+  that frame without a box and searches the whole frame for them;
 * loading a video starts afresh (prompts, masks and Track results go) and, when the list of
   objects is empty, adds "object 1".
 """
@@ -26,7 +27,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, Optional, Set, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -64,9 +65,7 @@ class BrowserSession:
         self.marks: Dict[int, Dict[int, dict]] = {}  # frame -> object -> {"points": [[x, y, label]], "box"}
         self.job: Optional[TrackJob] = None
         self.tracked = False  # a Track has completed: every frame has a label map
-        self.first_prompted: Optional[int] = None  # the earliest prompted frame of the last completed Track
-        self.tracked_ids: Set[int] = set()  # the objects that Track followed
-        self.changed_from: Optional[int] = None  # the earliest frame prompted since then
+        self.changed_from: Optional[int] = None  # the earliest frame prompted since the last completed Track
         self.version = 0  # bumped whenever a frame's picture may change
         self._loads = 0
 
@@ -139,8 +138,7 @@ class BrowserSession:
                 raise
             old = self.video
             self.video, self.tracker, self.job = video, tracker, None
-            self.marks, self.tracked, self.first_prompted, self.changed_from = {}, False, None, None
-            self.tracked_ids = set()
+            self.marks, self.tracked, self.changed_from = {}, False, None
             self.version += 1
             if old is not None:
                 shutil.rmtree(old.previews.parent, ignore_errors=True)
@@ -244,7 +242,7 @@ class BrowserSession:
 
     # ------------------------------------------------------------------- Track
     def start_track(self) -> None:
-        """Start Track in the background (see the module's rules for where it starts)."""
+        """Start Track over the whole clip in the background (see the module's rules)."""
         with self.lock:
             self._need_video()
             self._idle()
@@ -253,13 +251,8 @@ class BrowserSession:
             prompted = [k for k in self.objects if any(k in marks for marks in self.marks.values())]
             if not prompted:
                 raise UiError("click on an object before Track: no object has a click or a box yet")
-            direction, start = self.track_plan()
-            total = len(self.video) - start if direction == "forward" else len(self.video)
-            first = min(self.marks)
-            followed = set(prompted)
-
             def frames():
-                return self.tracker.propagate(direction, start)
+                return self.tracker.propagate("both")
 
             def on_frame():
                 self.version += 1
@@ -267,20 +260,11 @@ class BrowserSession:
             def finished():
                 with self.lock:
                     if self.job is job and job.state == "done":
-                        self.tracked, self.first_prompted, self.changed_from = True, first, None
-                        self.tracked_ids = followed
+                        self.tracked, self.changed_from = True, None
 
-            job = TrackJob(frames, LabelWriter(self.labels_dir), total, self.model_lock, on_frame,
+            job = TrackJob(frames, LabelWriter(self.labels_dir), len(self.video), self.model_lock, on_frame,
                            on_end=finished)
             self.job = job.start()
-
-    def track_plan(self) -> Tuple[str, Optional[int]]:
-        """(direction, start) of the next Track: both ways from the first prompt, or forward from a correction."""
-        prompted = {k for marks in self.marks.values() for k in marks}
-        if self.tracked and self.changed_from is not None and self.first_prompted is not None \
-                and self.changed_from > self.first_prompted and prompted <= self.tracked_ids:
-            return "forward", self.changed_from
-        return "both", None
 
     def cancel_track(self) -> None:
         """Stop a running Track after its current frame."""
@@ -306,7 +290,6 @@ class BrowserSession:
                 "track": self.job.progress() if self.job is not None else None,
                 "tracked": self.tracked,
                 "changed_from": self.changed_from,
-                "next_track": None if self.video is None else dict(zip(("direction", "start"), self.track_plan())),
                 "version": self.version,
             }
 

@@ -134,7 +134,7 @@ function drawTrack(track) {
     }[track.state];
   }
   if (state && state.tracked && state.changed_from !== null && !running) {
-    text += ` Corrected from frame ${state.changed_from}: press Track to re-run from there.`;
+    text += ` Corrected on frame ${state.changed_from}: press Track to re-run it.`;
   }
   $("track-status").textContent = text;
   if (running && !polling) polling = setInterval(poll, 300);
