@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from .errors import PersamError
 from .masks import atomic_write
 from .options import option
+from .precision import ATTENTION_MODES, PRECISIONS
 
 DEFAULT_MODEL_TYPE = "small"
 CACHE_ENV = "PERSAM_VIDEO_CACHE"
@@ -217,9 +218,17 @@ def build_model(model_type: str, state: Optional[Mapping[str, torch.Tensor]] = N
 
 
 def load_sam(model_type: str = DEFAULT_MODEL_TYPE, checkpoint: Optional[os.PathLike] = None,
-             device: str = "auto", allow_download: bool = True, progress: bool = True) -> torch.nn.Module:
-    """Load a SAM model of ``model_type`` from ``checkpoint`` (or the default place), ready for inference."""
+             device: str = "auto", allow_download: bool = True, progress: bool = True,
+             precision: str = "fp32", attention: str = "auto") -> torch.nn.Module:
+    """Load a SAM model of ``model_type`` from ``checkpoint`` (or the default place), ready for inference.
+
+    ``precision`` (auto, fp32, bf16, fp16) and ``attention`` (auto, fused, plain) choose the fast
+    path (:func:`persam_video.precision.apply_precision`); the default, fp32, is the model exactly
+    as segment_anything builds it. The concrete precision is kept in ``model.precision``."""
+    from .precision import apply_precision, resolve_attention, resolve_precision
+
     target = resolve_device(device)
+    resolve_attention(attention, resolve_precision(precision, target))  # a bad value fails before loading
     path = resolve_checkpoint(model_type, checkpoint, allow_download=allow_download, progress=progress)
     state = read_state_dict(path)
     found = infer_model_type(state)
@@ -235,7 +244,9 @@ def load_sam(model_type: str = DEFAULT_MODEL_TYPE, checkpoint: Optional[os.PathL
         raise PersamError(f"checkpoint {path} does not fit model type {model_type}: "
                           f"{str(exc).splitlines()[0]}") from None
     model.requires_grad_(False)  # SAM stays frozen: PerSAM-F learns only its own two weights
-    return model.eval().to(target)
+    model = model.eval().to(target)
+    apply_precision(model, precision, attention)
+    return model
 
 
 @dataclass(frozen=True)
@@ -251,10 +262,19 @@ class ModelSpec:
               "(default ~/.cache/persam-video) is used, downloading the official file there if missing "
               "($PERSAM_VIDEO_MIRROR replaces the download host)", metavar="FILE")
     device: str = option("auto", "auto, cpu or cuda[:N]")
+    precision: str = option(
+        "auto", "the image encoder's arithmetic: fp32 (exact), bf16 or fp16 (faster where the hardware has them; "
+                "masks agree with fp32 to IoU >= 0.99); auto: bf16 on CPUs with native bf16 (avx512_bf16/amx), "
+                "bf16 or fp16 on CUDA, fp32 elsewhere", choices=PRECISIONS)
+    attention: str = option(
+        "auto", "attention in SAM's encoder and decoder: fused (one scaled_dot_product_attention call; equal to "
+                "float rounding) or plain (SAM's own); auto: fused unless the precision is fp32",
+        choices=ATTENTION_MODES)
 
     def load(self, progress: bool = True) -> torch.nn.Module:
         """Load the model (see :func:`load_sam`)."""
-        return load_sam(self.model_type, self.checkpoint, device=self.device, progress=progress)
+        return load_sam(self.model_type, self.checkpoint, device=self.device, progress=progress,
+                        precision=self.precision, attention=self.attention)
 
     def weights_sha256(self) -> Optional[str]:
         """The first 16 hex digits of the weights' sha256, or None when the file is not there (yet)."""
