@@ -1,4 +1,10 @@
-"""Reader -> tracker -> writer for one video: the job behind ``persam-video segment``."""
+"""Reader -> tracker -> writer for one video: the jobs behind ``persam-video segment``.
+
+:func:`segment_video` runs a :class:`~persam_video.prompts.PromptSet` (clicks, boxes, masks on any
+frames, references) through a :class:`~persam_video.session.VideoSession`, both directions, and
+resumes a killed run (:mod:`persam_video.resume`); :func:`prepare_job` / :func:`run_job` are the
+one-mask, forward-only job that ``davis run`` and ``demo`` use.
+"""
 from __future__ import annotations
 
 import os
@@ -10,10 +16,14 @@ import numpy as np
 
 from tqdm.auto import tqdm
 
+from . import resume as progress_file
 from .errors import PersamError
 from .frames import FrameSource, open_frames
 from .masks import read_seed
-from .tracker import VideoSegmenter
+from .options import TrackerOptions
+from .prompts import PromptSet, check_prompt_set
+from .session import VideoSession
+from .tracker import VideoSegmenter, save_state
 from .writer import LabelWriter
 
 
@@ -28,6 +38,7 @@ class RunSummary:
     decoder: float
     fit: float
     reading_writing: float
+    resumed: int = 0  # frames an earlier, interrupted run of the same job had written
 
     def line(self) -> str:
         """A one-line human summary."""
@@ -35,7 +46,8 @@ class RunSummary:
         return (f"{self.frames} frames, {len(self.objects)} object(s) [{','.join(map(str, self.objects))}] "
                 f"in {self.seconds:.1f}s ({fps:.2f} frames/s): image encoder {self.encoder:.1f}s, "
                 f"prompting+decoding {self.decoder:.1f}s, PerSAM-F fit {self.fit:.1f}s, "
-                f"reading+writing {self.reading_writing:.1f}s")
+                f"reading+writing {self.reading_writing:.1f}s" +
+                (f"; resumed after {self.resumed} frames written before" if self.resumed else ""))
 
 
 @dataclass
@@ -88,3 +100,57 @@ def _labelled(segmenter: VideoSegmenter, frames, writer: LabelWriter):
         labels = segmenter.step(frame.image)
         writer.write(frame.name, labels)
         yield frame.index, labels
+
+
+def segment_video(video: Union[str, os.PathLike], out_dir: Union[str, os.PathLike], prompts: PromptSet,
+                  options: TrackerOptions, model, *, direction: str = "both", resume: bool = True,
+                  restart: bool = False, read_ahead: int = 4, progress: bool = True, state: Optional[dict] = None,
+                  state_out: Optional[Union[str, os.PathLike]] = None, desc: str = "segmenting") -> RunSummary:
+    """Segment ``video`` from ``prompts`` and write ``<out_dir>/<frame name>.png`` for every frame reached
+    (forward from the earliest prompted frame, then, with ``direction="both"``, backward to frame 0).
+
+    Everything is checked before anything is written. With ``resume``, progress is saved after every
+    frame (:mod:`persam_video.resume`) and a run of the same job killed part-way continues after its last
+    counted frame, byte-identical to an uninterrupted run; a folder holding a run with other inputs is
+    refused (:class:`~persam_video.resume.ResumeMismatch`) unless ``restart``. ``state`` (from
+    :func:`persam_video.tracker.load_state`) supplies fitted targets and weights; ``state_out`` is where
+    the fitted state is saved (:func:`persam_video.tracker.save_state`) after the run."""
+    began = time.perf_counter()
+    source = open_frames(video, read_ahead=read_ahead)
+    check_prompt_set(prompts, source.size, len(source))
+    expected = progress_file.fingerprint(source, prompts, options, model, direction, state) if resume else {}
+    saved = progress_file.read_progress(out_dir) if resume and not restart else None
+    if saved is not None:
+        progress_file.check_progress(out_dir, saved, expected)
+    session = VideoSession(model, source, options)
+    session.add_prompt_set(prompts)
+    writer = LabelWriter(out_dir)
+    progress_file.remove_temporaries(out_dir)
+    if restart or not resume:
+        progress_file.remove_progress(out_dir)
+    ids = session.object_ids
+    if saved is not None and saved["done"]:
+        return RunSummary(0, ids, time.perf_counter() - began, 0.0, 0.0, 0.0, 0.0, resumed=_counted(saved))
+    resumed = 0 if saved is None else _counted(saved)
+    first = session.start_frame
+    total = {"both": len(source), "forward": len(source) - first, "backward": first + 1}.get(direction, 0)
+    with tqdm(total=total, initial=resumed, unit="frame", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
+        results = session.propagate(direction, state=state, resume=None if saved is None else saved["checkpoint"])
+        for result in results:
+            writer.write(result.name, result.labels)
+            if resume:
+                progress_file.write_progress(out_dir, expected, session.checkpoint(), done=False)
+            bar.update(1)
+    if resume:
+        progress_file.write_progress(out_dir, expected, session.checkpoint(), done=True)
+    if state_out is not None:
+        save_state(session.segmenter, state_out)
+    seconds = time.perf_counter() - began
+    t = session.segmenter.timings
+    return RunSummary(frames=writer.written, objects=ids, seconds=seconds, encoder=t.encoder, decoder=t.decoder,
+                      fit=t.fit, reading_writing=max(seconds - t.encoder - t.decoder - t.fit, 0.0), resumed=resumed)
+
+
+def _counted(saved: dict) -> int:
+    """Frames a saved run had written."""
+    return int(saved["checkpoint"]["written"])

@@ -181,30 +181,37 @@ class VideoSession:
         return None if mask is None else mask.copy()
 
     # ------------------------------------------------------------- propagation
+    @property
+    def start_frame(self) -> int:
+        """Where :meth:`propagate` starts by default: the earliest prompted frame, else 0."""
+        return self.prompted_frames[0] if self._prompts else 0
+
     def propagate(self, direction: str = "both", start: Optional[int] = None,
-                  resume: Optional[dict] = None) -> Iterator[FrameResult]:
+                  resume: Optional[dict] = None, state: Optional[dict] = None) -> Iterator[FrameResult]:
         """Seed every object from its prompts and references, then yield each frame's result:
         forward from ``start`` (default: the earliest prompted frame, else 0) to the end, then
         (``both``) backward from it to frame 0; ``forward`` / ``backward`` run one of the two.
 
         ``resume`` (a :meth:`checkpoint` taken after some frame of a run with the same prompts)
-        continues that run after that frame instead of seeding again."""
+        continues that run after that frame instead of seeding again. ``state`` (from
+        :func:`persam_video.tracker.load_state`) supplies fitted targets and weights."""
         if direction not in DIRECTIONS:
             raise PersamError(f"the direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
         if not self._prompts and not self._references:
             raise PersamError("no prompt: add points, a box, a mask or a reference first")
         if start is None:
-            start = self.prompted_frames[0] if self._prompts else 0
+            start = self.start_frame
         if not 0 <= start < len(self.source):
             raise PersamError(f"the start frame {start} is outside the video, which has {len(self.source)} frames "
                               f"(0..{len(self.source) - 1})")
         plan = self._plan(direction, start)
         if resume is None:
-            self.prepare()
-            position = {"direction": direction, "start": start, "pass": 0, "done": 0, "start_state": None}
+            self.prepare(state)
+            position = {"direction": direction, "start": start, "pass": 0, "done": 0, "written": 0,
+                        "start_state": None}
         else:
             self.segmenter.load_track_state(resume["objects"], self.source.size)
-            position = {key: resume[key] for key in ("direction", "start", "pass", "done", "start_state")}
+            position = {key: resume[key] for key in ("direction", "start", "pass", "done", "written", "start_state")}
         yield from self._run(plan, position)
 
     def checkpoint(self) -> dict:
@@ -214,15 +221,17 @@ class VideoSession:
             raise RuntimeError("checkpoint() is taken during propagate()")
         return dict(self._position, objects=self.segmenter.track_state())
 
-    def prepare(self) -> None:
-        """Seed the tracker's objects from every prompt and reference (targets, PerSAM-F weights)."""
+    def prepare(self, state: Optional[dict] = None) -> None:
+        """Seed the tracker's objects from every prompt and reference (targets, PerSAM-F weights);
+        ``state`` (from :func:`persam_video.tracker.load_state`) supplies them for its objects."""
         views = []
         for frame in self.prompted_frames:
             self._encode_frame(frame)
             views.append(SeedView({k: self._masks[(f, k)] for f, k in sorted(self._masks) if f == frame},
                                   encoded=self._encoded[frame]))
         views.extend(view for _, view in self._references)
-        self.segmenter.seed(views, self.object_ids, self.source.size)
+        loaded = {} if state is None else self.segmenter.check_state(state, self.object_ids)
+        self.segmenter.seed(views, self.object_ids, self.source.size, loaded)
 
     def _plan(self, direction: str, start: int) -> List[Tuple[str, List[int]]]:
         forward = ("forward", list(range(start, len(self.source))))
@@ -251,11 +260,11 @@ class VideoSession:
             stream = self.source.frames(todo[0]) if name == "forward" else \
                 prefetch(frames_backward(self.source, todo[0]), self.source.read_ahead)
             try:
-                for frame in stream:
+                for done, frame in enumerate(stream, start=len(frames) - len(todo) + 1):
                     labels = seg.step(frame.image, by_frame.get(frame.index))
                     if name == "forward" and frame.index == position["start"]:
                         position["start_state"] = seg.places()
-                    position.update({"pass": number, "done": frames.index(frame.index) + 1})
+                    position.update({"pass": number, "done": done, "written": position["written"] + 1})
                     yield FrameResult(frame.index, frame.name, labels,
                                       [ObjectResult(k, float(s), found) for k, s, found in seg.results])
             finally:

@@ -78,19 +78,21 @@ class VideoSegmenter:
         ids = list(ids) if ids is not None else object_ids(seed)
         if not ids:
             raise PersamError("the seed mask has no object")
-        loaded = self._check_state(state, ids) if state is not None else {}
+        loaded = self.check_state(state, ids) if state is not None else {}
         self._frame_size = seed.shape
         seed_objects(self, [SeedView({k: seed == k for k in ids}, image=image)], ids, loaded)
         labels = np.where(np.isin(seed, ids), seed, 0).astype(np.uint8)
         self.place(labels, ids)
         return labels
 
-    def seed(self, views: Sequence[SeedView], ids: Sequence[int], frame_size: Tuple[int, int]) -> None:
+    def seed(self, views: Sequence[SeedView], ids: Sequence[int], frame_size: Tuple[int, int],
+             loaded: Optional[Dict[int, dict]] = None) -> None:
         """Seed the objects ``ids`` from their masks on ``views`` (prompted frames of a clip of
-        ``frame_size`` frames, reference images): see :mod:`persam_video.seeding` for the rules.
+        ``frame_size`` frames, reference images): see :mod:`persam_video.seeding` for the rules;
+        ``loaded`` (from :meth:`check_state`) supplies some objects' targets and weights.
         No object has a box prior afterwards: :meth:`step` places them on their prompted frames."""
         self._frame_size = tuple(frame_size)
-        seed_objects(self, views, ids, {})
+        seed_objects(self, views, ids, loaded or {})
 
     def place(self, labels: np.ndarray, ids: Sequence[int]) -> None:
         """Set the objects ``ids`` where ``labels`` has them, as a prompt does: their box prior and
@@ -309,7 +311,8 @@ class VideoSegmenter:
                 for o in self.objects if o.feature is not None},
         }
 
-    def _check_state(self, state: dict, ids: Sequence[int]) -> Dict[int, dict]:
+    def check_state(self, state: dict, ids: Sequence[int]) -> Dict[int, dict]:
+        """The records of a :meth:`state_dict` for ``ids``; a one-line PersamError for a state of another model."""
         if not isinstance(state, dict) or state.get("version") != STATE_VERSION or "objects" not in state:
             raise PersamError("not a persam-video state file (or from an incompatible version)")
         objects = {int(k): v for k, v in state["objects"].items()}
