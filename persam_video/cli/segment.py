@@ -1,35 +1,47 @@
-"""``persam-video segment``: one video in, one indexed PNG per frame out."""
+"""``persam-video segment``: one video and prompts in, one indexed PNG per frame out."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from ..pipeline import prepare_job, run_job
-from ..tracker import VideoSegmenter, load_state, save_state
+from ..errors import PersamError
+from ..frames import open_frames
+from ..pipeline import segment_video
+from ..resume import ResumeMismatch
+from ..tracker import load_state
 from .common import (add_command, add_method_options, add_model_options, add_quiet, add_read_ahead, add_video_argument,
                      check_read_ahead, check_threads, load_model, parse_ids, tracker_options)
+from .prompt_flags import add_prompt_options, build_prompts
 
 EPILOG = """examples:
-  persam-video segment clip.mp4 --mask first.png --out masks/
-  persam-video segment frames/ --mask 00000.png --out masks/ --objects 1,3 --method persam
+  persam-video segment clip.mp4 --point 320,240 --out masks/               # one click: object 1
+  persam-video segment clip.mp4 --point 320,240 --point 100,80:2 --neg-point 330,200 --frame 10 --out masks/
+  persam-video segment clip.mp4 --box 40,60,200,220 --out masks/
+  persam-video segment clip.mp4 --mask first.png --out masks/ --forward-only
+  persam-video segment clip.mp4 --prompts prompts.json --out masks/        # many frames, corrections
+  persam-video segment clip.mp4 --ref-image cup.jpg --ref-mask cup.png --out masks/
   persam-video segment clip.mp4 --mask first.png --out masks/ --model-type vit_b --checkpoint sam_vit_b_01ec64.pth
+
+A run killed part-way continues where it stopped when run again with the same arguments.
 """
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``segment`` subcommand."""
-    parser = add_command(sub, "segment", "segment objects through a video from one annotated frame",
-        "Track the objects of one annotated frame through a video and write one indexed PNG "
-        "per frame (DAVIS palette, the mask's own object ids).", EPILOG)
+    parser = add_command(sub, "segment", "segment objects through a video from clicks, boxes, masks or references",
+        "Track objects through a video from prompts on any frames (clicks, boxes, masks; a prompts file for "
+        "many) or reference images, forward from the earliest prompted frame and back to the first frame, and "
+        "write one indexed PNG per frame (DAVIS palette, the prompts' object ids).", EPILOG)
     add_video_argument(parser)
-    parser.add_argument("--mask", required=True, metavar="PNG",
-                        help="the start frame's mask: an indexed PNG (DAVIS palette) or an 8-bit/binary PNG; "
-                             "every non-zero id except 255 (void) is an object")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="output folder for <frame name>.png (created if missing)")
+    add_prompt_options(parser)
     parser.add_argument("--objects", metavar="IDS", help="track only these ids, e.g. 1,3 (default: all)")
-    parser.add_argument("--start", type=int, default=0, metavar="N",
-                        help="the frame the mask belongs to; earlier frames are not processed (default: 0)")
+    parser.add_argument("--forward-only", action="store_true",
+                        help="segment only from the earliest prompted frame on, not the frames before it")
+    parser.add_argument("--restart", action="store_true",
+                        help="start over even if the output folder holds a run (killed or finished) of other "
+                             "inputs; without it such a run is continued or, if it differs, refused")
     parser.add_argument("--save-state", metavar="FILE", help="save the fitted per-object state here")
     parser.add_argument("--load-state", metavar="FILE",
                         help="reuse a saved state (targets, PerSAM-F weights) instead of computing it")
@@ -47,12 +59,20 @@ def run(args: argparse.Namespace) -> int:
     check_threads(args.threads)
     check_read_ahead(args.read_ahead)
     state = load_state(args.load_state) if args.load_state else None
-    job = prepare_job(args.video, args.mask, args.out, objects=objects, start=args.start,
-                      read_ahead=args.read_ahead)
-    segmenter = VideoSegmenter(load_model(args, progress=not args.quiet), options)
-    summary = run_job(job, segmenter, state=state, progress=not args.quiet)
-    if args.save_state:
-        save_state(segmenter, args.save_state)
-    if not args.quiet:
+    prompts = build_prompts(args, open_frames(args.video, read_ahead=args.read_ahead), objects)
+    direction = "forward" if args.forward_only or args.start is not None else "both"
+    model = load_model(args, progress=not args.quiet)
+    try:
+        summary = segment_video(args.video, args.out, prompts, options, model, direction=direction,
+                                restart=args.restart, read_ahead=args.read_ahead, progress=not args.quiet,
+                                state=state, state_out=args.save_state)
+    except ResumeMismatch as exc:
+        raise PersamError(exc.describe("add --restart to start over")) from None
+    if args.quiet:
+        return 0
+    if summary.frames == 0 and summary.resumed:
+        print(f"nothing to do: {args.out} holds this run, complete ({summary.resumed} masks); --restart runs it "
+              "again", file=sys.stderr)
+    else:
         print(f"wrote {summary.frames} masks to {args.out}: {summary.line()}", file=sys.stderr)
     return 0
