@@ -7,6 +7,7 @@ import sys
 from typing import List, Optional
 
 from ..errors import PersamError
+from ..processes import Terminated, interruptible
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,17 +28,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point: run a subcommand; user errors become one line on stderr and exit status 2."""
+    """Entry point: run a subcommand; user errors become one line on stderr and exit status 2.
+
+    Ctrl-C (SIGINT) and SIGTERM stop the command's workers, keep only complete files and exit
+    130 / 143 (128 + the signal's number, as a shell reports a process killed by it) with one line.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        with interruptible():
+            return int(args.run(args) or 0)
     except PersamError as exc:
         print(f"persam-video: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("persam-video: interrupted", file=sys.stderr)
+        print("persam-video: interrupted (Ctrl-C); only complete files were kept", file=sys.stderr)
         return 130
+    except Terminated:
+        print("persam-video: terminated (SIGTERM); only complete files were kept", file=sys.stderr)
+        return 143
     except BrokenPipeError:
         # the reader of our output went away (e.g. `| head`): stop quietly, as Unix tools do
         devnull = os.open(os.devnull, os.O_WRONLY)

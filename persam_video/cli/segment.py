@@ -6,6 +6,7 @@ import sys
 
 from ..errors import PersamError
 from ..frames import open_frames
+from ..locking import output_lock
 from ..pipeline import segment_video
 from ..resume import ResumeMismatch
 from ..tracker import load_state
@@ -61,13 +62,14 @@ def run(args: argparse.Namespace) -> int:
     state = load_state(args.load_state) if args.load_state else None
     prompts = build_prompts(args, open_frames(args.video, read_ahead=args.read_ahead), objects)
     direction = "forward" if args.forward_only or args.start is not None else "both"
-    model = load_model(args, progress=not args.quiet)
-    try:
-        summary = segment_video(args.video, args.out, prompts, options, model, direction=direction,
-                                restart=args.restart, read_ahead=args.read_ahead, progress=not args.quiet,
-                                state=state, state_out=args.save_state)
-    except ResumeMismatch as exc:
-        raise PersamError(exc.describe("add --restart to start over")) from None
+    with output_lock(args.out):  # one writer per folder; a second run stops here, having written nothing
+        model = load_model(args, progress=not args.quiet)
+        try:
+            summary = segment_video(args.video, args.out, prompts, options, model, direction=direction,
+                                    restart=args.restart, read_ahead=args.read_ahead, progress=not args.quiet,
+                                    state=state, state_out=args.save_state)
+        except ResumeMismatch as exc:
+            raise PersamError(exc.describe("add --restart to start over")) from None
     if args.quiet:
         return 0
     if summary.frames == 0 and summary.resumed:
