@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
 
 import decord
-import imageio.v3 as iio
 import imageio_ffmpeg
 import numpy as np
 from PIL import Image
@@ -255,27 +254,34 @@ class _VideoFileSource(FrameSource):
             stream.close()
 
 
+def _iio():
+    """imageio's v3 API, imported on first use (start-up pays only for what it reads)."""
+    import imageio.v3
+
+    return imageio.v3
+
+
 class _ImageioSource(FrameSource):
     """Anything imageio reads (gifs; videos decord cannot open), read sequentially."""
 
     def __init__(self, path: Path, read_ahead: int) -> None:
         super().__init__(path, read_ahead)
-        count = iio.improps(path, index=None).n_images
+        count = _iio().improps(path, index=None).n_images
         self._length = int(count) if count is not None and math.isfinite(count) else None
 
     def __len__(self) -> int:
         if self._length is None:  # no frame count in the metadata: count by decoding once
-            self._length = sum(1 for _ in iio.imiter(self.path))
+            self._length = sum(1 for _ in _iio().imiter(self.path))
         return self._length
 
     def names(self) -> List[str]:
         return [f"{i:05d}" for i in range(len(self))]
 
     def _load(self, index: int) -> np.ndarray:
-        return iio.imread(self.path, index=index)
+        return _iio().imread(self.path, index=index)
 
     def _decode(self, start: int) -> Iterator[Tuple[int, np.ndarray]]:
-        images = iio.imiter(self.path)
+        images = _iio().imiter(self.path)
         try:
             for index, image in enumerate(images):
                 if index >= start:
