@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from persam_video.cli import main
 from persam_video.demo import make_clip
 from persam_video.export import write_video
 from persam_video.masks import DAVIS_PALETTE, object_ids
@@ -255,9 +256,15 @@ def test_click_track_correct_export(browser, server, demo_clip, tmp_path):
             assert len(names) == CLIP_FRAMES
             image = np.array(Image.open(io.BytesIO(archive.read(names[worst_frame]))))
             assert image.shape[2:] == (() if channels is None else (channels,))
-    prompts = json.loads(download(page, "prompts", tmp_path).read_text())
+    prompts_file = download(page, "prompts", tmp_path)
+    prompts = json.loads(prompts_file.read_text())
     assert sorted({(p["frame"], p["object"]) for p in prompts["prompts"]}) == \
         sorted({(0, k) for k in ids} | {(worst_frame, worst_id)})
+    # the prompts file replays the session from the command line: the same label maps
+    assert main(["segment", str(video), "--prompts", str(prompts_file), "--out", str(tmp_path / "replay"),
+                 "--quiet"]) == 0
+    for i in range(CLIP_FRAMES):
+        assert np.array_equal(np.array(Image.open(tmp_path / "replay" / f"{i:05d}.png")), second[f"{i:05d}"]), i
 
     # a second browser context is a second session: none of the first one's state
     other = new_page(browser, server)

@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 
 from ..davis.runner import run_davis
 from ..errors import PersamError
+from .batch import add_executor_options, executor
 from .common import (add_command, add_method_options, add_model_options, add_quiet, add_read_ahead, check_read_ahead,
                      check_threads, model_spec, name_list, tracker_options)
 
@@ -53,6 +54,7 @@ def _add_run_parser(davis_sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="processes running sequences in parallel, each loading the model once and "
                              "using max(1, CPUs // N) torch threads unless --threads is given (default: 1)")
+    add_executor_options(parser)
     parser.add_argument("--eval", action="store_true",
                         help="then score the results (like 'davis eval'), write both CSV files into "
                              "RESULTS and print the tables")
@@ -82,8 +84,7 @@ def _add_eval_parser(davis_sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``davis run`` (and score the results with ``--eval``)."""
-    if args.workers < 1:
-        raise PersamError(f"--workers must be at least 1, not {args.workers}")
+    chosen = executor(args)  # also checks --workers
     check_threads(args.threads)
     check_read_ahead(args.read_ahead)
     options = tracker_options(args)  # a bad method option fails here, before any model is loaded
@@ -97,10 +98,15 @@ def run(args: argparse.Namespace) -> int:
 
     done = run_davis(args.davis_root, args.subset, args.sequences, args.out, options, model_spec(args),
                      workers=args.workers, threads=args.threads, read_ahead=args.read_ahead,
-                     progress=not args.quiet, log=log, warn=warn)
+                     progress=not args.quiet, log=log, warn=warn, executor=chosen)
     if not args.quiet:
         print(f"{len(done.segmented)} sequence(s) segmented, {len(done.skipped)} already done; "
               f"results in {args.out}", file=sys.stderr)
+    if done.failed:  # the others are done; a rerun retries these
+        print(f"persam-video: {len(done.failed)} of {len(done.names)} sequence(s) failed"
+              f"{', not scored' if args.eval else ''}: "
+              + "; ".join(f"{o.clip} ({o.error})" for o in done.failed), file=sys.stderr)
+        return 1
     if args.eval:
         report_scores(args.davis_root, args.subset, args.out, done.names, args.workers)
     return 0

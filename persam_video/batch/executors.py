@@ -1,0 +1,159 @@
+"""Where the clips run: this process, a local pool of processes, or a Ray cluster (``ray_executor``).
+
+Every executor gives each worker one :class:`~persam_video.batch.worker.ClipWorker` (one model
+per process) and reports each clip's :class:`~persam_video.batch.summary.Outcome` as it finishes.
+A clip that fails inside a worker is an outcome like any other; a worker process that dies under
+a clip is replaced and the clip run again, up to ``retries`` more times, after which it is
+reported failed with that reason. Since a clip is always redone from nothing, a retried clip's
+files are those of an undisturbed run.
+"""
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Deque, Dict, List, Optional, Sequence
+
+from ..errors import PersamError
+from ..processes import Terminated, stop_pool, tie_to_parent
+from ..system import cpu_count
+from .summary import FAILED, Outcome
+from .worker import ClipWorker, WorkerSpec, WorkItem, describe
+
+Report = Callable[[Outcome], None]
+EXECUTORS = ("local", "ray")
+DEFAULT_RETRIES = 2
+
+
+class Executor:
+    """Runs work items on workers built from a :class:`WorkerSpec`; see the module's docstring."""
+
+    def __init__(self, workers: int = 1, retries: int = DEFAULT_RETRIES) -> None:
+        if workers < 1:
+            raise PersamError(f"the worker count must be at least 1, not {workers}")
+        if retries < 0:
+            raise PersamError(f"the retry count must be 0 or more, not {retries}")
+        self.workers = workers
+        self.retries = retries
+
+    def run(self, items: Sequence[WorkItem], spec: WorkerSpec, report: Report) -> None:
+        """Run every item, calling ``report`` once per item (in this process) as each finishes."""
+        raise NotImplementedError
+
+    def worker_spec(self, spec: WorkerSpec) -> WorkerSpec:
+        """``spec`` with the thread count of one of ``workers`` workers: the one given, else CPUs // workers."""
+        return replace(spec, threads=worker_threads(self.workers, spec.threads))
+
+    def retry_or_fail(self, item: WorkItem, why: str, queue: Deque[WorkItem], report: Report) -> None:
+        """A worker died under ``item``: queue it again, or report it failed once out of retries."""
+        if item.attempt <= self.retries:
+            queue.appendleft(replace(item, attempt=item.attempt + 1))
+        else:
+            report(Outcome(item.task.name, FAILED, attempts=item.attempt,
+                           error=f"{why} ({item.attempt} attempts)"))
+
+
+def worker_threads(workers: int, threads: Optional[int]) -> int:
+    """Torch threads per worker: ``threads`` if given, else max(1, CPUs // workers)."""
+    return threads if threads else max(1, cpu_count() // workers)
+
+
+class LocalExecutor(Executor):
+    """This machine: one worker runs in this process (with progress bars); more run in a pool of
+    spawned processes tied to this one (they die with it), each loading the model once."""
+
+    def __init__(self, workers: int = 1, retries: int = DEFAULT_RETRIES, progress: bool = False) -> None:
+        super().__init__(workers, retries)
+        self.progress = progress
+
+    def run(self, items: Sequence[WorkItem], spec: WorkerSpec, report: Report) -> None:
+        if not items:
+            return
+        if self.workers == 1:
+            worker = ClipWorker(spec, progress=self.progress)
+            for item in items:
+                report(worker.run(item))
+            return
+        queue: Deque[WorkItem] = deque(items)
+        spec = self.worker_spec(spec)
+        while queue:  # one pool per round; a worker's death breaks the pool, and the next round retries
+            self._round(queue, spec, report)
+
+    def _round(self, queue: Deque[WorkItem], spec: WorkerSpec, report: Report) -> None:
+        """Run items from ``queue`` in a fresh pool until it is empty or a worker dies; the clips the
+        dead pool was running go back on the queue (or fail, out of retries)."""
+        pool = ProcessPoolExecutor(min(self.workers, len(queue)), mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_pool_worker, initargs=(spec, os.getpid()))
+        running: Dict[object, WorkItem] = {}
+        lost: List[WorkItem] = []
+        try:
+            while (queue and not lost) or running:
+                while queue and not lost and len(running) < self.workers:  # no more than one clip per worker
+                    item = queue.popleft()
+                    running[pool.submit(_run_in_pool, item)] = item
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in done:
+                    item = running.pop(future)
+                    try:
+                        report(future.result())
+                    except BrokenProcessPool:
+                        lost.append(item)
+        except (KeyboardInterrupt, Terminated):
+            stop_pool(pool)
+            for item in running.values():
+                remove_temporaries(Path(item.task.out))
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        for item in reversed(lost):
+            self.retry_or_fail(item, "its worker process died", queue, report)
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Delete the hidden temporary files of :func:`persam_video.masks.atomic_write` left in ``folder``."""
+    for path in folder.glob(".*.tmp*"):
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+_POOL_WORKER: Optional[ClipWorker] = None
+_LOAD_ERROR: Optional[str] = None
+
+
+def _init_pool_worker(spec: WorkerSpec, parent: int) -> None:
+    """Pool initializer: die with the parent, then load the model once (a load error is kept and
+    reported with every clip, instead of breaking the pool)."""
+    global _POOL_WORKER, _LOAD_ERROR
+    tie_to_parent(parent)
+    try:
+        _POOL_WORKER = ClipWorker(spec)
+    except Exception as exc:
+        _LOAD_ERROR = f"cannot load the model: {describe(exc)}"
+
+
+def _run_in_pool(item: WorkItem) -> Outcome:
+    if _POOL_WORKER is None:
+        return Outcome(item.task.name, FAILED, attempts=item.attempt, error=_LOAD_ERROR or "worker not initialised")
+    return _POOL_WORKER.run(item)
+
+
+def make_executor(name: str = "local", workers: int = 1, retries: int = DEFAULT_RETRIES, address: Optional[str] = None,
+                  gpus_per_worker: float = 0.0, progress: bool = False) -> Executor:
+    """``local`` or ``ray`` (``address``: a running cluster, ``auto`` or ``ray://host:port``; a local
+    Ray otherwise), with ``workers`` workers."""
+    if name not in EXECUTORS:
+        raise PersamError(f"unknown executor {name!r} (choose from {', '.join(EXECUTORS)})")
+    if gpus_per_worker < 0:
+        raise PersamError(f"the GPUs per worker must be 0 or more, not {gpus_per_worker}")
+    if name == "local":
+        if address or gpus_per_worker:
+            raise PersamError("a cluster address and GPUs per worker go with the Ray executor only")
+        return LocalExecutor(workers, retries, progress)
+    from .ray_executor import RayExecutor
+
+    return RayExecutor(workers, retries, address=address, gpus_per_worker=gpus_per_worker)

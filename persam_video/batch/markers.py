@@ -1,0 +1,68 @@
+"""Resume markers of an output folder: ``<folder>/.done``, written after a clip's last frame.
+
+Shared by ``davis run`` and ``batch``: a clip (or DAVIS sequence) counts as done only when its
+marker exists and reads as JSON; a rerun skips it (saying which settings differ, if any) and
+clears and redoes every clip without one.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from ..errors import PersamError
+from ..masks import atomic_write
+from ..models import ModelSpec
+from ..options import TrackerOptions
+
+MARKER = ".done"
+
+
+def run_settings(options: TrackerOptions, model: ModelSpec) -> Dict[str, object]:
+    """What decides a sequence's masks: the method options, the model type and the weights
+    (their sha256, so a retrained checkpoint at the same path counts as different)."""
+    settings: Dict[str, object] = asdict(options)
+    settings["model_type"] = model.model_type
+    settings["weights_sha256"] = model.weights_sha256()
+    return settings
+
+
+def changed_settings(before: Optional[dict], now: Dict[str, object]) -> List[str]:
+    """``key=old`` for each setting that differs from the marker's (all of them if it has none)."""
+    if not isinstance(before, dict):
+        return ["unknown (marker from an older version)"]
+    return [f"{key}={before.get(key)!r}" for key in now if before.get(key) != now[key]]
+
+
+def read_marker(folder: Path) -> Optional[dict]:
+    """The marker of a finished sequence, or None (missing or unreadable: not done)."""
+    try:
+        record = json.loads((Path(folder) / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def write_marker(folder: Path, record: dict) -> None:
+    """Write the marker atomically, after the sequence's last frame."""
+    text = json.dumps(record, indent=1, sort_keys=True) + "\n"
+
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text)
+
+    atomic_write(Path(folder) / MARKER, write)
+
+
+def clear_partial(folder: Path) -> None:
+    """Delete what an unfinished run left in ``folder`` (label PNGs, temporary files, a bad marker)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if path.is_file() and (path.suffix.lower() == ".png" or ".tmp" in path.name or path.name == MARKER):
+            try:
+                path.unlink()
+            except OSError as exc:
+                raise PersamError(f"cannot clear the unfinished results in {folder}: "
+                                  f"{exc.strerror or exc}") from None

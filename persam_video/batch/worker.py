@@ -1,0 +1,128 @@
+"""One worker: loads the model once, then segments clips one after another with it.
+
+The same :class:`ClipWorker` runs in the command's own process, in a local pool's processes and
+in a Ray actor, so every executor writes the same files. It writes where it runs: the clip's PNGs
+(each atomic) and, after the last one, the clip's resume marker. A clip that fails is an
+:class:`~persam_video.batch.summary.Outcome` with its reason, never an exception: one bad clip
+does not stop the worker.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from ..errors import PersamError, error_line
+from ..masks import object_ids, read_label_png, select_objects
+from ..models import ModelSpec
+from ..options import TrackerOptions
+from ..pipeline import RunSummary, prepare_job, run_job, segment_video
+from ..prompts import Prompt, PromptSet, Reference, load_prompts, read_image
+from ..tracker import VideoSegmenter
+from .manifest import ClipTask
+from .markers import clear_partial, write_marker
+from .summary import DONE, FAILED, Outcome
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What every worker of a run shares: the model, the tracker options, torch's thread count
+    (None: torch's own choice), frames decoded ahead, and (image, mask) reference files for all clips."""
+
+    model: ModelSpec
+    options: TrackerOptions
+    threads: Optional[int] = None
+    read_ahead: int = 4
+    references: Tuple[Tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One clip handed to a worker: the task, the settings its marker records, and which try this is."""
+
+    task: ClipTask
+    settings: Dict[str, object]
+    attempt: int = 1
+
+
+def describe(error: BaseException) -> str:
+    """A failure's reason on one line: a PersamError's own message, else the type and first line."""
+    if isinstance(error, PersamError):
+        return error_line(error)
+    return f"{type(error).__name__}: {error_line(error)}"
+
+
+class ClipWorker:
+    """Holds one loaded model; :meth:`run` segments one clip into its output folder."""
+
+    def __init__(self, spec: WorkerSpec, progress: bool = False) -> None:
+        self.spec = spec
+        self.progress = progress
+        if spec.threads:
+            torch.set_num_threads(spec.threads)
+        self.model = spec.model.load(progress=progress)
+        self._references: Optional[List[Reference]] = None
+
+    def run(self, item: WorkItem) -> Outcome:
+        """Segment ``item``'s clip from scratch and write its marker; failures come back as outcomes."""
+        began = time.perf_counter()
+        task = item.task
+        try:
+            summary = self._segment(task)
+            record = {"sequence": task.name, "frames": summary.frames, "seconds": round(summary.seconds, 3),
+                      "objects": [int(k) for k in summary.objects], "method": self.spec.options.method,
+                      "model_type": self.spec.model.model_type, "checkpoint": self.spec.model.checkpoint,
+                      "settings": item.settings, "encoder": round(summary.encoder, 3),
+                      "decoder": round(summary.decoder, 3), "fit": round(summary.fit, 3)}
+            write_marker(Path(task.out), record)
+        except Exception as exc:  # a bad clip is reported, and the worker goes on with the next one
+            return Outcome(task.name, FAILED, seconds=time.perf_counter() - began, attempts=item.attempt,
+                           error=describe(exc))
+        return Outcome(task.name, DONE, frames=summary.frames, objects=tuple(int(k) for k in summary.objects),
+                       seconds=time.perf_counter() - began, attempts=item.attempt, line=summary.line())
+
+    def _segment(self, task: ClipTask) -> RunSummary:
+        clear_partial(Path(task.out))  # a retried clip starts from nothing
+        if task.prompts or self.spec.references:
+            return self._segment_prompted(task)
+        if not task.mask:
+            raise PersamError("no prompt: the clip has no mask or prompts file, and the batch no reference")
+        job = prepare_job(task.video, task.mask, task.out, objects=task.objects, start=task.start,
+                          read_ahead=self.spec.read_ahead)
+        return run_job(job, VideoSegmenter(self.model, self.spec.options), progress=self.progress, desc=task.name)
+
+    def _segment_prompted(self, task: ClipTask) -> RunSummary:
+        """A prompts file and/or the batch's references: the prompting pipeline, both directions."""
+        prompts = PromptSet(prompts=[], references=[])
+        if task.prompts:
+            prompts = load_prompts(task.prompts)
+        elif task.mask:
+            prompts.prompts.extend(_mask_prompts(task))
+        prompts.references.extend(self.references())
+        return segment_video(task.video, task.out, prompts, self.spec.options, self.model, resume=False,
+                             restart=True, read_ahead=self.spec.read_ahead, progress=self.progress)
+
+    def references(self) -> List[Reference]:
+        """The batch's references, read once per worker."""
+        if self._references is None:
+            self._references = load_references(self.spec.references)
+        return self._references
+
+
+def load_references(pairs: Sequence[Tuple[str, str]]) -> List[Reference]:
+    """(image, mask) files as references: one per object id of each mask (ids from the mask)."""
+    references: List[Reference] = []
+    for image_path, mask_path in pairs:
+        image, labels = read_image(image_path), read_label_png(mask_path)
+        references.extend(Reference(k, image, labels == k) for k in object_ids(labels))
+    return references
+
+
+def _mask_prompts(task: ClipTask) -> List[Prompt]:
+    """One mask prompt per object of the clip's mask, on its start frame."""
+    labels = read_label_png(task.mask)
+    ids = select_objects(labels, None if task.objects is None else list(task.objects), source=str(task.mask))
+    return [Prompt(frame=task.start, obj_id=k, mask=labels == k) for k in ids]
