@@ -14,13 +14,16 @@ from .errors import PersamError
 from .frames import Frame, FrameSource, open_frames
 from .masks import DAVIS_PALETTE, read_label_png, write_label_png
 from .models import MODEL_TYPES, load_sam
-from .pipeline import RunSummary, VideoJob, prepare_job, run_job
+from .pipeline import RunSummary, VideoJob, prepare_job, run_job, segment_video
+from .prompts import Prompt, PromptSet, Reference, load_prompts, save_prompts
+from .session import FrameResult, ObjectResult, VideoSession
 from .tracker import TrackerOptions, VideoSegmenter, load_state, save_state
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DAVIS_PALETTE", "Frame", "FrameSource", "MODEL_TYPES", "PersamError", "RunSummary", "TrackerOptions",
-    "VideoJob", "VideoSegmenter", "load_sam", "load_state", "open_frames", "prepare_job", "read_label_png",
-    "run_job", "save_state", "write_label_png",
+    "DAVIS_PALETTE", "Frame", "FrameResult", "FrameSource", "MODEL_TYPES", "ObjectResult", "PersamError", "Prompt",
+    "PromptSet", "Reference", "RunSummary", "TrackerOptions", "VideoJob", "VideoSegmenter", "VideoSession",
+    "load_prompts", "load_sam", "load_state", "open_frames", "prepare_job", "read_label_png", "run_job",
+    "save_prompts", "save_state", "segment_video", "write_label_png",
 ]
