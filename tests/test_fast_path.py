@@ -110,11 +110,12 @@ def run_clip(model, clip, method):
 
 @pytest.fixture(scope="module")
 def larger_clip():
-    """6 frames of 240x427: on the 96x128 test clip one pixel of boundary is already 3 % of IoU."""
-    return make_clip(seed=3, n_frames=6, size=(240, 427), n_objects=2, camera_motion=False)
+    """5 frames of 240x427: on the 96x128 test clip one pixel of boundary is already 3 % of IoU
+    (bf16 is emulated, slowly, on CPUs without native bf16: the PerSAM-F run is marked slow)."""
+    return make_clip(seed=3, n_frames=5, size=(240, 427), n_objects=2, camera_motion=False)
 
 
-@pytest.mark.parametrize("method", ["persam", "persam-f"])
+@pytest.mark.parametrize("method", ["persam", pytest.param("persam-f", marks=pytest.mark.slow)])
 def test_bf16_fast_path_keeps_the_bundled_models_masks(larger_clip, method):
     clip = larger_clip
     exact = run_clip(load_sam("small", device="cpu"), clip, method)
