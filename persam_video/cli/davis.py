@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 
 from ..davis.runner import run_davis
 from ..errors import PersamError
+from ..locking import output_lock
 from .batch import add_executor_options, executor
 from .common import (add_command, add_method_options, add_model_options, add_quiet, add_read_ahead, check_read_ahead,
                      check_threads, model_spec, name_list, tracker_options)
@@ -96,19 +97,20 @@ def run(args: argparse.Namespace) -> int:
     def warn(text: str) -> None:  # printed even with --quiet: these results are not what was asked for
         tqdm.write(text, file=sys.stderr)
 
-    done = run_davis(args.davis_root, args.subset, args.sequences, args.out, options, model_spec(args),
-                     workers=args.workers, threads=args.threads, read_ahead=args.read_ahead,
-                     progress=not args.quiet, log=log, warn=warn, executor=chosen)
-    if not args.quiet:
-        print(f"{len(done.segmented)} sequence(s) segmented, {len(done.skipped)} already done; "
-              f"results in {args.out}", file=sys.stderr)
-    if done.failed:  # the others are done; a rerun retries these
-        print(f"persam-video: {len(done.failed)} of {len(done.names)} sequence(s) failed"
-              f"{', not scored' if args.eval else ''}: "
-              + "; ".join(f"{o.clip} ({o.error})" for o in done.failed), file=sys.stderr)
-        return 1
-    if args.eval:
-        report_scores(args.davis_root, args.subset, args.out, done.names, args.workers)
+    with output_lock(args.out):  # one writer per results folder; a second run stops here, having written nothing
+        done = run_davis(args.davis_root, args.subset, args.sequences, args.out, options, model_spec(args),
+                         workers=args.workers, threads=args.threads, read_ahead=args.read_ahead,
+                         progress=not args.quiet, log=log, warn=warn, executor=chosen)
+        if not args.quiet:
+            print(f"{len(done.segmented)} sequence(s) segmented, {len(done.skipped)} already done; "
+                  f"results in {args.out}", file=sys.stderr)
+        if done.failed:  # the others are done; a rerun retries these
+            print(f"persam-video: {len(done.failed)} of {len(done.names)} sequence(s) failed"
+                  f"{', not scored' if args.eval else ''}: "
+                  + "; ".join(f"{o.clip} ({o.error})" for o in done.failed), file=sys.stderr)
+            return 1
+        if args.eval:
+            report_scores(args.davis_root, args.subset, args.out, done.names, args.workers)
     return 0
 
 
