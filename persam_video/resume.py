@@ -28,7 +28,7 @@ from .prompts import PromptSet
 
 RESUME_NAME = ".persam-resume.pt"
 RESUME_VERSION = 1
-WHAT = {"video": "video", "prompts": "prompts", "options": "tracker options", "weights": "model weights",
+WHAT = {"video": "video", "prompts": "prompts", "options": "tracker options", "weights": "model (weights, precision, device)",
         "direction": "direction", "state": "loaded state"}
 
 
@@ -79,8 +79,11 @@ def prompts_digest(prompts: PromptSet) -> str:
 
 def weights_digest(model: torch.nn.Module, samples: int = 4096) -> str:
     """The model's parameter and buffer names and shapes and up to ``samples`` evenly spaced values of
-    each (enough to tell checkpoints apart without reading gigabytes)."""
-    parts: list = []
+    each (enough to tell checkpoints apart without reading gigabytes), its modules' classes (the fast
+    path swaps some), its precision and its device."""
+    first = next(iter(model.parameters()), None)
+    parts: list = [[type(m).__qualname__ for m in model.modules()], getattr(model, "precision", None),
+                   None if first is None else first.device.type]
     for name, tensor in list(model.state_dict().items()):
         flat = tensor.detach().flatten()
         step = max(1, flat.numel() // samples)

@@ -19,20 +19,20 @@ from persam_video.resume import read_progress
 
 from conftest import REPO, assert_one_line_error, run_cli, write_frame_folder, write_seed
 
-N_FRAMES = 20
+N_FRAMES = 14
 
 
 @pytest.fixture(scope="module")
-def clip20(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clip20")
+def short_clip(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("short_clip")
     clip = make_clip(seed=8, n_frames=N_FRAMES, size=(96, 128), n_objects=2, camera_motion=False)
     frames = write_frame_folder(folder / "frames", clip.frames)
     write_seed(folder / "seed0.png", clip.labels[0])
-    write_seed(folder / "seed15.png", clip.labels[15])
-    write_label_png(folder / "fix8.png", (clip.labels[8] == 2).astype(np.uint8) * 2)
+    write_seed(folder / "seed10.png", clip.labels[10])
+    write_label_png(folder / "fix6.png", (clip.labels[6] == 2).astype(np.uint8) * 2)
     (folder / "prompts.json").write_text(json.dumps({"version": 1, "prompts": [
         {"frame": 0, "object": 1, "mask": "seed0.png"}, {"frame": 0, "object": 2, "mask": "seed0.png"},
-        {"frame": 8, "object": 2, "mask": "fix8.png"}]}))
+        {"frame": 6, "object": 2, "mask": "fix6.png"}]}))
     return folder, frames
 
 
@@ -66,12 +66,12 @@ def _pngs(folder: Path) -> dict:
 
 
 @pytest.mark.parametrize("case, extra, kill_range", [
-    ("forward", ["--mask", "seed0.png", "--forward-only"], (2, 12)),
-    ("backward", ["--mask", "seed15.png", "--frame", "15"], (7, 15)),  # 15..19 forward, then 14..0 backward
-    ("correction", ["--prompts", "prompts.json"], (2, 12)),
+    ("forward", ["--mask", "seed0.png", "--forward-only"], (2, 10)),
+    ("backward", ["--mask", "seed10.png", "--frame", "10"], (6, 11)),  # 10..13 forward, then 9..0 backward
+    ("correction", ["--prompts", "prompts.json"], (2, 10)),  # the correction on frame 6
 ])
-def test_killed_run_resumes_byte_identical(clip20, small_checkpoint, tmp_path, capsys, case, extra, kill_range):
-    folder, frames = clip20
+def test_killed_run_resumes_byte_identical(short_clip, small_checkpoint, tmp_path, capsys, case, extra, kill_range):
+    folder, frames = short_clip
     extra = [str(folder / e) if e.endswith((".png", ".json")) else e for e in extra]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     code, _, err = run_cli(_args(frames, whole, small_checkpoint, extra), capsys)
@@ -92,8 +92,8 @@ def test_killed_run_resumes_byte_identical(clip20, small_checkpoint, tmp_path, c
     assert read_progress(killed)["done"]
 
 
-def test_rerun_with_other_inputs_is_refused_until_restart(clip20, small_checkpoint, tmp_path, capsys):
-    folder, frames = clip20
+def test_rerun_with_other_inputs_is_refused_until_restart(short_clip, small_checkpoint, tmp_path, capsys):
+    folder, frames = short_clip
     out = tmp_path / "out"
     base = _args(frames, out, small_checkpoint, ["--mask", folder / "seed0.png", "--forward-only"])
     code, _, err = run_cli(base, capsys)
