@@ -198,3 +198,38 @@ def test_worker_is_tied_by_prctl_on_linux():
         print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)
     """), capture_output=True, text=True, timeout=60)
     assert proc.stdout.split() == ["prctl", "True"], proc.stderr
+
+
+def test_davis_eval_workers_die_with_the_command(tmp_path):
+    """The evaluator's pool uses the same tie: a SIGKILLed `davis eval` leaves no worker behind."""
+    script = tmp_path / "evalpool.py"
+    script.write_text(textwrap.dedent("""
+        import multiprocessing, os, sys, time
+        from concurrent.futures import ProcessPoolExecutor
+        from persam_video.davis import evaluate
+        def busy(path):
+            open(path, "w").close()
+            time.sleep(60)
+        if __name__ == "__main__":
+            pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=evaluate._init_worker, initargs=(os.getpid(),))
+            futures = [pool.submit(busy, os.path.join(sys.argv[1], str(i))) for i in range(2)]
+            print("ready", flush=True)
+            time.sleep(60)
+    """))
+    started = tmp_path / "started"
+    started.mkdir()
+    proc = subprocess.Popen([sys.executable, str(script), str(started)], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        assert wait_until(lambda: len(list(started.iterdir())) == 2, 60)  # both workers initialised and busy
+        workers = [c for c in children(proc.pid) if is_worker(c)]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert wait_until(lambda: not any(alive(w) for w in workers), 2), "evaluator workers outlived the command"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

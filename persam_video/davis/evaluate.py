@@ -6,6 +6,7 @@ last frames left out, void counted as background, every object weighted once.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..errors import PersamError, check_size
 from ..masks import VOID_ID, PathLike, atomic_write, read_label_png
+from ..processes import stop_pool, tie_to_parent
 from ..system import cpu_count
 from .layout import DavisLayout
 from .metrics import disk_radius, f_measure, j_measure, summarise, support_window
@@ -101,11 +103,20 @@ def _run_jobs(jobs: List[Tuple[str, str, str]], workers: int) -> List[List[Objec
     # spawn, not fork: forking a process whose torch/OpenCV thread pools are running can
     # deadlock the children (seen when the evaluator runs after the tracker in one process)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=cv2.setNumThreads, initargs=(1,))
+                               initializer=_init_worker, initargs=(os.getpid(),))
     try:
         return list(pool.map(_evaluate_sequence, jobs))
+    except BaseException:  # Ctrl-C, SIGTERM (Terminated): do not wait for the workers' sequences
+        stop_pool(pool)
+        raise
     finally:
         pool.shutdown(cancel_futures=True)
+
+
+def _init_worker(parent: int) -> None:
+    """Pool initializer: die with the command (however it ends), one OpenCV thread per worker."""
+    tie_to_parent(parent)
+    cv2.setNumThreads(1)
 
 
 def _evaluate_sequence(job: Tuple[str, str, str]) -> List[ObjectScores]:
