@@ -62,13 +62,13 @@ def test_segment_flags_reach_the_tracker(monkeypatch, tmp_path):
     expected, argv = all_changed()
     seen = {}
 
-    class Spy:
-        def __init__(self, model, options):
-            seen["options"] = options
-            raise SystemExit(0)
+    def spy(video, out, prompts, options, model, **kwargs):
+        seen["options"] = options
+        raise SystemExit(0)
 
-    monkeypatch.setattr(segment_cli, "VideoSegmenter", Spy)
-    monkeypatch.setattr(segment_cli, "prepare_job", lambda *a, **k: None)
+    monkeypatch.setattr(segment_cli, "segment_video", spy)
+    monkeypatch.setattr(segment_cli, "open_frames", lambda *a, **k: None)
+    monkeypatch.setattr(segment_cli, "build_prompts", lambda *a, **k: None)
     monkeypatch.setattr(segment_cli, "load_model", lambda *a, **k: None)
     with pytest.raises(SystemExit):
         cli.main(["segment", "v.mp4", "--mask", "m.png", "--out", str(tmp_path / "o")] + argv)
