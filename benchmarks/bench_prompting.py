@@ -8,8 +8,8 @@ the true masks plus one correction per sequence (the true masks of its worst fra
 
 The set is the one ``benchmarks/bench_quality.py`` writes (same seed and generator). The click is the
 object's most interior pixel on frame 0 (where a person would click: its middle), the box its tight box
-there. The worst frame of a sequence is the one, after frame 0, where the run from the true masks has
-its lowest J (mean over the objects); the correction gives every object's true mask on that frame.
+there. The worst frame of a sequence is the one (first and last left out) where the run from the true
+masks has its lowest J (mean over the objects); the correction gives every object's true mask on that frame.
 Each run goes through ``persam_video.pipeline.segment_video`` (forward: every prompt's earliest frame is
 0) and is scored with ``persam-video davis eval``.
 """
@@ -61,11 +61,12 @@ def click_and_box(_: str, truth: List[np.ndarray]) -> List[Prompt]:
 
 
 def worst_frame(results: Path, truth: List[np.ndarray]) -> int:
-    """The frame after 0 where the run in ``results`` has its lowest J (mean over the objects)."""
+    """The frame, first and last left out (as DAVIS scores them), where the run in ``results`` has its
+    lowest J (mean over the objects)."""
     ids = object_ids(truth[0])
     masks = sorted(results.glob("*.png"))
     per_frame = [np.mean([j_measure((read_label_png(masks[t]) == k)[None], (truth[t] == k)[None])[0] for k in ids])
-                 for t in range(1, len(truth))]
+                 for t in range(1, len(truth) - 1)]
     return int(np.argmin(per_frame)) + 1
 
 
