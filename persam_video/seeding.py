@@ -199,7 +199,7 @@ def _fit(segmenter: "VideoSegmenter", fits: Dict[int, List[Tuple[torch.Tensor, t
         logits = torch.stack([stacked[k][0] for k in members])
         target = torch.stack([stacked[k][1] for k in members])
         with torch.enable_grad():
-            weights = persam.fit_scale_weights(logits, target, opts.fit_iterations, opts.fit_lr)
+            weights = persam.fit_scale_weights(logits, target, opts.fit_iterations, opts.fit_lr, mode=opts.fit_mode)
         for k, w in zip(members, weights):
             by_id[k].weights = w
         segmenter.timings.fit += time.perf_counter() - start

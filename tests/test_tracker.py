@@ -242,3 +242,19 @@ def test_box_mask_matches_slicing():
 def test_options_out_of_range_are_refused_for_library_callers_too(field, value, needle):
     with pytest.raises(PersamError, match=needle):
         TrackerOptions(**{field: value})
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_fit_mode_reaches_the_persam_f_fit(small_model, clip, monkeypatch, mode):
+    from persam_video import persam as persam_pkg
+    seen = []
+    real = persam_pkg.fit_scale_weights
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("mode"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(persam_pkg, "fit_scale_weights", spy)
+    seg = VideoSegmenter(small_model, TrackerOptions(method="persam-f", fit_iterations=3, fit_mode=mode))
+    seg.init(clip.frames[0], clip.labels[0])
+    assert seen == [mode]

@@ -16,9 +16,9 @@ from typing import Callable, Tuple
 import torch
 import torch.nn.functional as F
 
+from ..options import FIT_MODES
 from .decoding import fuse
 
-FIT_MODES = ("exact", "fast")
 NEAR_LOGIT = -8.0
 STRIDE = 8
 
