@@ -110,6 +110,9 @@ def test_a_rerun_with_other_weights_or_options_names_what_changed(davis, full_ru
     code, _, err = run_cli(davis_run(root, out, small_checkpoint, "--sequences", names[0], "--anchor", "interior",
                                      "--box-clip"), capsys)
     assert code == 0 and "anchor='box-centre'" in err and "box_clip=False" in err and "margin" not in err
+    code, _, err = run_cli(davis_run(root, out, small_checkpoint, "--sequences", names[0], "--precision", "fp16"),
+                           capsys)
+    assert code == 0 and "precision=" in err and "margin" not in err  # other numerics: not the same masks
     code, _, err = run_cli(davis_run(root, out, small_checkpoint, "--sequences", names[0]), capsys)
     assert code == 0 and "other settings" not in err  # the same settings: skipped silently (--quiet)
     assert png_bytes(out) == before
