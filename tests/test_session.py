@@ -80,9 +80,9 @@ def test_several_prompted_frames_mean_target_joint_fit_and_their_masks_kept(smal
     calls = []
     fit = persam.fit_scale_weights
 
-    def spy(logits, target, iterations, lr):
+    def spy(logits, target, iterations, lr, **kwargs):
         calls.append((tuple(logits.shape), tuple(target.shape)))
-        return fit(logits, target, iterations, lr)
+        return fit(logits, target, iterations, lr, **kwargs)
 
     monkeypatch.setattr(persam, "fit_scale_weights", spy)
     h, w = clip.labels.shape[1:]
