@@ -47,6 +47,13 @@ def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
         raise
 
 
+def leftover_temporaries(folder: PathLike) -> List[Path]:
+    """The temporary files of :func:`atomic_write` in ``folder`` (``.<name>.*.tmp*``), which only a
+    write that was killed part-way leaves behind; empty when ``folder`` does not exist."""
+    folder = Path(folder)
+    return sorted(folder.glob(".*.tmp*")) if folder.is_dir() else []
+
+
 def write_label_png(path: PathLike, labels: np.ndarray) -> None:
     """Write an (H, W) uint8 label map as an indexed PNG with the DAVIS palette, atomically."""
     if labels.dtype != np.uint8:

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .errors import PersamError, error_line, wxh
+from .errors import PersamError, check_size, error_line, wxh
 from .masks import atomic_write, object_ids, read_label_png, write_label_png
 
 SCHEMA_VERSION = 1
@@ -102,8 +102,8 @@ def check_prompt(prompt: Prompt, frame_size: Optional[Tuple[int, int]] = None,
     if prompt.mask is not None:
         if prompt.points is not None or prompt.box is not None:
             raise PersamError(f"{where}: a mask prompt cannot also have points or a box")
-        if frame_size is not None and tuple(prompt.mask.shape[:2]) != tuple(frame_size):
-            raise PersamError(f"the mask of {where} is {wxh(prompt.mask.shape)} but the frames are {wxh(frame_size)}")
+        if frame_size is not None:
+            check_size(f"the mask of {where}", prompt.mask.shape, frame_size, "the frames are")
         if not prompt.mask.any():
             raise PersamError(f"the mask of {where} is empty")
         return
@@ -137,9 +137,7 @@ def check_reference(reference: Reference) -> None:
     image, mask = reference.image, reference.mask
     if image.ndim != 3 or image.shape[2] != 3:
         raise PersamError(f"the reference image of object {reference.obj_id} must be RGB (H, W, 3)")
-    if tuple(mask.shape[:2]) != tuple(image.shape[:2]):
-        raise PersamError(f"the reference mask of object {reference.obj_id} is {wxh(mask.shape)} but its image "
-                          f"is {wxh(image.shape)} (width x height)")
+    check_size(f"the reference mask of object {reference.obj_id}", mask.shape, image.shape, "its image is")
     if not mask.any():
         raise PersamError(f"the reference mask of object {reference.obj_id} is empty")
 

@@ -22,7 +22,7 @@ import torch
 
 from .errors import PersamError, error_line
 from .frames import FrameSource
-from .masks import atomic_write
+from .masks import atomic_write, leftover_temporaries
 from .options import TrackerOptions
 from .prompts import PromptSet
 
@@ -142,15 +142,13 @@ def write_progress(out_dir: os.PathLike, fingerprint_: Dict[str, str], checkpoin
 def remove_temporaries(out_dir: os.PathLike) -> None:
     """Delete the temporary files a killed run left half-written (``atomic_write``'s ``.<name>.*.tmp*``);
     the caller holds the folder (its lock), so no other writer has them open."""
-    folder = Path(out_dir)
-    if folder.is_dir():
-        for path in folder.glob(".*.tmp*"):
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                raise PersamError(f"cannot remove the temporary file {path}: {error_line(exc)}") from None
+    for path in leftover_temporaries(out_dir):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise PersamError(f"cannot remove the temporary file {path}: {error_line(exc)}") from None
 
 
 def remove_progress(out_dir: os.PathLike) -> None:

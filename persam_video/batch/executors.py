@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Deque, Dict, List, Optional, Sequence
 
 from ..errors import PersamError
+from ..masks import leftover_temporaries
 from ..processes import Terminated, stop_pool, tie_to_parent
 from ..system import cpu_count
 from .summary import FAILED, Outcome
@@ -116,7 +117,7 @@ class LocalExecutor(Executor):
 
 def remove_temporaries(folder: Path) -> None:
     """Delete the hidden temporary files of :func:`persam_video.masks.atomic_write` left in ``folder``."""
-    for path in folder.glob(".*.tmp*"):
+    for path in leftover_temporaries(folder):
         with contextlib.suppress(OSError):
             path.unlink()
 

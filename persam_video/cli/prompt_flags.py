@@ -7,7 +7,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import PersamError, choose
+from ..errors import PersamError, check_size, choose
 from ..frames import FrameSource
 from ..masks import read_label_png, read_seed, select_objects
 from ..prompts import Prompt, PromptSet, Reference, check_prompt_set, load_prompts, read_image
@@ -94,9 +94,7 @@ def reference_list(args: argparse.Namespace) -> List[Reference]:
     references = []
     for image_path, mask_path in zip(args.ref_image, args.ref_mask):
         image, labels = read_image(image_path), read_label_png(mask_path)
-        if labels.shape != image.shape[:2]:
-            raise PersamError(f"--ref-mask {mask_path} is {labels.shape[1]}x{labels.shape[0]} but its --ref-image "
-                              f"{image_path} is {image.shape[1]}x{image.shape[0]} (width x height)")
+        check_size(f"--ref-mask {mask_path}", labels.shape, image.shape, f"its --ref-image {image_path} is")
         ids = select_objects(labels, None, source=f"--ref-mask {mask_path}")
         references.extend(Reference(k, image, labels == k) for k in ids)
     return references
