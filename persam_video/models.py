@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from .errors import PersamError
 from .masks import atomic_write
 from .options import option
-from .precision import ATTENTION_MODES, PRECISIONS
+from .precision import ATTENTION_MODES, DECODER_MODES, PRECISIONS
 
 DEFAULT_MODEL_TYPE = "small"
 CACHE_ENV = "PERSAM_VIDEO_CACHE"
@@ -187,7 +187,8 @@ def infer_model_type(state: Mapping[str, torch.Tensor]) -> Optional[str]:
 def _builders() -> Dict[str, Callable[[Optional[Mapping[str, torch.Tensor]]], torch.nn.Module]]:
     """Model type -> builder; a builder gets the state_dict to be loaded (or None) for the sizes
     that the file decides (the small model's input size); the others ignore it."""
-    from segment_anything import sam_model_registry
+    # build_sam, not the package: segment_anything's __init__ imports torchvision (see sam_import.py)
+    from segment_anything.build_sam import sam_model_registry
 
     from .small_model import build_small_sam, config_for_state
 
@@ -219,16 +220,18 @@ def build_model(model_type: str, state: Optional[Mapping[str, torch.Tensor]] = N
 
 def load_sam(model_type: str = DEFAULT_MODEL_TYPE, checkpoint: Optional[os.PathLike] = None,
              device: str = "auto", allow_download: bool = True, progress: bool = True,
-             precision: str = "fp32", attention: str = "auto") -> torch.nn.Module:
+             precision: str = "fp32", attention: str = "auto", decoder: str = "auto") -> torch.nn.Module:
     """Load a SAM model of ``model_type`` from ``checkpoint`` (or the default place), ready for inference.
 
-    ``precision`` (auto, fp32, bf16, fp16) and ``attention`` (auto, fused, plain) choose the fast
-    path (:func:`persam_video.precision.apply_precision`); the default, fp32, is the model exactly
+    ``precision`` (auto, fp32, bf16, fp16), ``attention`` (auto, fused, plain) and ``decoder`` (auto,
+    fast, exact) choose the fast path (:func:`persam_video.precision.apply_precision`); the default,
+    fp32, is the model exactly
     as segment_anything builds it. The concrete precision is kept in ``model.precision``."""
-    from .precision import apply_precision, resolve_attention, resolve_precision
+    from .precision import apply_precision, resolve_attention, resolve_decoder, resolve_precision
 
     target = resolve_device(device)
-    resolve_attention(attention, resolve_precision(precision, target))  # a bad value fails before loading
+    # a bad value fails before loading
+    resolve_decoder(decoder, resolve_attention(attention, resolve_precision(precision, target)))
     path = resolve_checkpoint(model_type, checkpoint, allow_download=allow_download, progress=progress)
     state = read_state_dict(path)
     found = infer_model_type(state)
@@ -245,7 +248,7 @@ def load_sam(model_type: str = DEFAULT_MODEL_TYPE, checkpoint: Optional[os.PathL
                           f"{str(exc).splitlines()[0]}") from None
     model.requires_grad_(False)  # SAM stays frozen: PerSAM-F learns only its own two weights
     model = model.eval().to(target)
-    apply_precision(model, precision, attention)
+    apply_precision(model, precision, attention, decoder)
     return model
 
 
@@ -270,11 +273,16 @@ class ModelSpec:
         "auto", "attention in SAM's encoder and decoder: fused (one scaled_dot_product_attention call; equal to "
                 "float rounding) or plain (SAM's own); auto: fused unless the precision is fp32",
         choices=ATTENTION_MODES)
+    decoder: str = option(
+        "auto", "SAM's mask decoder: fast (the same computation reordered: merged projections, positional terms "
+                "added once, one image pass shared by objects that share it; equal to float rounding, 1.5-2x "
+                "faster on a CPU) or exact (SAM's own); auto: fast when attention is fused",
+        choices=DECODER_MODES)
 
     def load(self, progress: bool = True) -> torch.nn.Module:
         """Load the model (see :func:`load_sam`)."""
         return load_sam(self.model_type, self.checkpoint, device=self.device, progress=progress,
-                        precision=self.precision, attention=self.attention)
+                        precision=self.precision, attention=self.attention, decoder=self.decoder)
 
     def weights_sha256(self) -> Optional[str]:
         """The first 16 hex digits of the weights' sha256, or None when the file is not there (yet)."""

@@ -9,7 +9,9 @@ classes of the model's own modules, so nothing downstream (predictor, tracker) n
   (thresholds at 0 on the decoder's logits decide the masks);
 - fused attention: every attention module of encoder and decoder computes with one
   ``scaled_dot_product_attention`` call (:mod:`persam_video.persam.fast_attention`); equal to
-  float rounding, so it is off on the fp32 path unless asked for.
+  float rounding, so it is off on the fp32 path unless asked for;
+- fast decoder: the mask decoder's forward reordered for less work
+  (:mod:`persam_video.persam.fast_decoder`); equal to float rounding, on with fused attention.
 
 ``auto`` picks bf16 on a CPU with native bf16 instructions (``avx512_bf16`` or ``amx_bf16`` in
 the kernel's CPU flags), bf16 on a CUDA device that supports it (fp16 on one that does not), and
@@ -27,6 +29,7 @@ from .errors import PersamError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 ATTENTION_MODES = ("auto", "fused", "plain")
+DECODER_MODES = ("auto", "fast", "exact")
 DTYPES: Dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -69,6 +72,14 @@ def resolve_attention(attention: str, precision: str) -> bool:
     return attention == "fused" or (attention == "auto" and precision != "fp32")
 
 
+def resolve_decoder(decoder: str, fused_attention: bool) -> bool:
+    """Whether the mask decoder runs :mod:`persam_video.persam.fast_decoder`'s forward: ``auto``
+    follows attention (fast when attention is fused)."""
+    if decoder not in DECODER_MODES:
+        raise PersamError(f"unknown decoder mode {decoder!r}: use {', '.join(DECODER_MODES)}")
+    return decoder == "fast" or (decoder == "auto" and fused_attention)
+
+
 class AutocastForward:
     """Mixin: the module's forward under ``torch.autocast`` (dtype in ``autocast_dtype``),
     its output handed back as float32."""
@@ -96,15 +107,20 @@ def autocast_module(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Mod
     return module
 
 
-def apply_precision(model: torch.nn.Module, precision: str = "fp32", attention: str = "auto") -> str:
-    """Put ``model`` (a loaded SAM, on its device) on the path that ``precision`` and ``attention``
-    ask for, in place; returns the concrete precision. ``fp32`` with attention ``auto`` or
-    ``plain`` changes nothing."""
+def apply_precision(model: torch.nn.Module, precision: str = "fp32", attention: str = "auto",
+                    decoder: str = "auto") -> str:
+    """Put ``model`` (a loaded SAM, on its device) on the path that ``precision``, ``attention``
+    and ``decoder`` ask for, in place; returns the concrete precision. ``fp32`` with attention
+    and decoder ``auto`` (or ``plain`` / ``exact``) changes nothing."""
     device = next(model.parameters()).device
     resolved = resolve_precision(precision, device)
-    if resolve_attention(attention, resolved):
+    fused = resolve_attention(attention, resolved)
+    if fused:
         from .persam.fast_attention import fuse_attention
         fuse_attention(model)
+    if resolve_decoder(decoder, fused):
+        from .persam.fast_decoder import speed_up_decoder
+        speed_up_decoder(model)
     if resolved != "fp32":
         autocast_module(model.image_encoder, DTYPES[resolved])
     model.precision = resolved

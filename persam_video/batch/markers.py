@@ -22,9 +22,9 @@ MARKER = ".done"
 def run_settings(options: TrackerOptions, model: ModelSpec) -> Dict[str, object]:
     """What decides a sequence's masks: the method options, the model type, the weights (their
     sha256, so a retrained checkpoint at the same path counts as different) and the numerics
-    (precision and attention as resolved on this machine: ``auto`` may mean bf16 on another)."""
+    (precision, attention and decoder as resolved on this machine: ``auto`` may mean bf16 on another)."""
     from ..models import resolve_device
-    from ..precision import resolve_attention, resolve_precision
+    from ..precision import resolve_attention, resolve_decoder, resolve_precision
 
     settings: Dict[str, object] = asdict(options)
     settings["model_type"] = model.model_type
@@ -33,6 +33,8 @@ def run_settings(options: TrackerOptions, model: ModelSpec) -> Dict[str, object]
         precision = resolve_precision(model.precision, resolve_device(model.device))
         settings["precision"] = precision
         settings["fused_attention"] = resolve_attention(model.attention, precision)
+        if resolve_decoder(model.decoder, settings["fused_attention"]):
+            settings["fast_decoder"] = True  # (absent when exact: markers written before it existed still match)
     except PersamError:  # no such device here: loading the model reports it
         settings["precision"] = settings["fused_attention"] = None
     return settings

@@ -63,6 +63,7 @@ def decoder_switches(decoder: MaskDecoder, bias: Optional[torch.Tensor] = None,
     transformer = decoder.transformer
     handles = []
     swapped = []
+    decoder.__dict__["hooked"] = True  # a fast decoder (fast_decoder.py) runs SAM's own forward meanwhile
     try:
         if bias is not None:
             for layer in transformer.layers:
@@ -89,6 +90,7 @@ def decoder_switches(decoder: MaskDecoder, bias: Optional[torch.Tensor] = None,
                 add_to_final_q, with_kwargs=True))
         yield
     finally:
+        decoder.__dict__.pop("hooked", None)
         for handle in handles:
             handle.remove()
         for module, cls in swapped:
