@@ -17,10 +17,10 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Un
 
 import numpy as np
 import torch
-from segment_anything import SamPredictor
 
 from . import persam
 from .errors import PersamError, check_size
+from .frame_predictor import FramePredictor
 from .masks import atomic_write, object_ids
 from .options import TrackerOptions
 from .seeding import SeedView, seed_objects
@@ -59,7 +59,7 @@ class VideoSegmenter:
     def __init__(self, model: torch.nn.Module, options: Optional[TrackerOptions] = None):
         self.model = model
         self.options = options or TrackerOptions()
-        self.predictor = SamPredictor(model)
+        self.predictor = FramePredictor(model)
         self.objects: List[ObjectState] = []
         self.timings = Timings()
         self.results: List[Tuple[int, float, bool]] = []

@@ -13,8 +13,8 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from segment_anything import SamPredictor
 
+from ..frame_predictor import FramePredictor
 from .decoder_hooks import attention_bias, decoder_switches
 from .geometry import box_mask, tight_boxes
 
@@ -38,7 +38,7 @@ class PassOutput:
 
     scores: torch.Tensor
     low_res: torch.Tensor
-    predictor: SamPredictor
+    predictor: FramePredictor
 
     def upscale(self, low_res: torch.Tensor) -> torch.Tensor:
         """SAM's post-processing of low-res logits (N, K, h, w) -> (N, K, H, W)."""
@@ -72,7 +72,7 @@ class Switches:
     semantic_prompt: bool = False
 
 
-def predict(predictor: SamPredictor, prompts: Prompts, mask_input: Optional[torch.Tensor] = None,
+def predict(predictor: FramePredictor, prompts: Prompts, mask_input: Optional[torch.Tensor] = None,
             attention_maps: Optional[torch.Tensor] = None,
             target_means: Optional[torch.Tensor] = None) -> PassOutput:
     """One batched prompt-encoder + mask-decoder pass on the cached embedding, multimask.
@@ -153,7 +153,7 @@ class Cascade:
         return CascadeResult(self.logits, self.found, self.scores)
 
 
-def decode_persam(predictor: SamPredictor, prompts: Prompts, switches: Switches = Switches(),
+def decode_persam(predictor: FramePredictor, prompts: Prompts, switches: Switches = Switches(),
                   attention_maps: Optional[torch.Tensor] = None,
                   target_means: Optional[torch.Tensor] = None, clip_to_box: bool = False) -> CascadeResult:
     """Training-free PerSAM on one frame for a batch of objects.
@@ -206,7 +206,7 @@ def fuse(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return (logits * full.reshape(shape)).sum(dim=1)
 
 
-def decode_persam_f(predictor: SamPredictor, prompts: Prompts, weights: torch.Tensor,
+def decode_persam_f(predictor: FramePredictor, prompts: Prompts, weights: torch.Tensor,
                     switches: Switches = Switches(), attention_maps: Optional[torch.Tensor] = None,
                     target_means: Optional[torch.Tensor] = None, clip_to_box: bool = False) -> CascadeResult:
     """PerSAM-F on one frame for a batch of objects. Same returns and ``clip_to_box``

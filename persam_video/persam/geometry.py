@@ -13,13 +13,14 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from segment_anything import SamPredictor
+
+from ..frame_predictor import FramePredictor
 
 MASK_VALUE = 215  # the public recipe writes the mask as this value in channel 0 of an RGB image
 
 
 # ------------------------------------------------------------------------- seeding
-def mask_to_grid(predictor: SamPredictor, mask: np.ndarray) -> torch.Tensor:
+def mask_to_grid(predictor: FramePredictor, mask: np.ndarray) -> torch.Tensor:
     """Bring a binary (H, W) mask onto the embedding grid the way the image gets there.
 
     The mask is drawn as value 215 in channel 0 of an RGB image, resized with SAM's
@@ -40,7 +41,7 @@ def mask_to_grid(predictor: SamPredictor, mask: np.ndarray) -> torch.Tensor:
     return down[0, 0] > 0
 
 
-def mask_touched_cells(predictor: SamPredictor, mask: np.ndarray) -> torch.Tensor:
+def mask_touched_cells(predictor: FramePredictor, mask: np.ndarray) -> torch.Tensor:
     """Grid cells that any pixel of the mask falls into (the fallback for tiny objects)."""
     grid_h, grid_w = predictor.features.shape[-2:]
     scale = predictor.model.image_encoder.img_size / max(mask.shape)
@@ -55,7 +56,7 @@ def mask_touched_cells(predictor: SamPredictor, mask: np.ndarray) -> torch.Tenso
     return touched
 
 
-def centroid_cell(predictor: SamPredictor, mask: np.ndarray) -> torch.Tensor:
+def centroid_cell(predictor: FramePredictor, mask: np.ndarray) -> torch.Tensor:
     """The single grid cell under the mask's centroid (last-resort fallback)."""
     grid_h, grid_w = predictor.features.shape[-2:]
     rows, cols = np.nonzero(mask)
@@ -81,7 +82,7 @@ class Target:
     rule: str
 
 
-def target_embedding(predictor: SamPredictor, mask: np.ndarray, mode: str = "mean-max") -> Target:
+def target_embedding(predictor: FramePredictor, mask: np.ndarray, mode: str = "mean-max") -> Target:
     """Target embedding of one object from the current image's features.
 
     ``mode`` is ``mean-max`` (mean/2 + max/2, the video recipe) or ``mean`` (the image
@@ -106,7 +107,7 @@ def target_embedding(predictor: SamPredictor, mask: np.ndarray, mode: str = "mea
 
 
 # ------------------------------------------------------------------ confidence map
-def confidence_maps(predictor: SamPredictor, targets: torch.Tensor) -> torch.Tensor:
+def confidence_maps(predictor: FramePredictor, targets: torch.Tensor) -> torch.Tensor:
     """Cosine similarity of each target (N, C) with every cell, at full frame size: (N, H, W)."""
     feats = F.normalize(predictor.features[0], dim=0)  # C, g, g
     c, gh, gw = feats.shape
