@@ -10,7 +10,11 @@ Library use::
     for index, labels in segmenter.propagate(source.frames(1)):
         ...
 """
-from .errors import PersamError
+from .sam_import import defer_package_init
+
+defer_package_init()  # before any segment_anything import below: its __init__ costs torchvision (sam_import.py)
+
+from .errors import PersamError  # noqa: E402 (the hook above must come first)
 from .frames import Frame, FrameSource, open_frames
 from .masks import DAVIS_PALETTE, read_label_png, write_label_png
 from .models import MODEL_TYPES, load_sam
