@@ -17,6 +17,7 @@ import torch
 from ..frame_predictor import FramePredictor
 from .decoder_hooks import attention_bias, decoder_switches
 from .geometry import box_mask, tight_boxes
+from .upscaling import postprocess
 
 
 @dataclass
@@ -32,8 +33,9 @@ class Prompts:
 class PassOutput:
     """What one batched multimask decoder pass gives: scores (N, 3) and low-res logits (N, 3, h, w).
 
-    Full-resolution logits are made on demand with SAM's own post-processing
-    (upsample to the padded input, crop, resize to the frame), only for the masks asked for.
+    Full-resolution logits are made on demand with SAM's post-processing (upsample to the padded
+    input, crop, resize to the frame; :mod:`.upscaling` skips the padding's share, bit for bit the
+    same), only for the masks asked for.
     """
 
     scores: torch.Tensor
@@ -43,7 +45,7 @@ class PassOutput:
     def upscale(self, low_res: torch.Tensor) -> torch.Tensor:
         """SAM's post-processing of low-res logits (N, K, h, w) -> (N, K, H, W)."""
         p = self.predictor
-        return p.model.postprocess_masks(low_res, p.input_size, p.original_size)
+        return postprocess(p.model, low_res, p.input_size, p.original_size)
 
     @property
     def logits(self) -> torch.Tensor:
@@ -89,9 +91,22 @@ def predict(predictor: FramePredictor, prompts: Prompts, mask_input: Optional[to
     with decoder_switches(model.mask_decoder, bias, target_means):
         sparse, dense = model.prompt_encoder(points=(points, prompts.labels), boxes=boxes, masks=mask_input)
         low_res, scores = model.mask_decoder(
-            image_embeddings=predictor.features, image_pe=model.prompt_encoder.get_dense_pe(),
+            image_embeddings=predictor.features, image_pe=dense_pe(model),
             sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=True)
     return PassOutput(scores=scores, low_res=low_res, predictor=predictor)
+
+
+def dense_pe(model: torch.nn.Module) -> torch.Tensor:
+    """The prompt encoder's positional encoding of the embedding grid, made once per model: it
+    depends only on the encoder's fixed random projection, so every pass gets the same tensor
+    (equal to ``get_dense_pe()``), and the fast decoder keeps what it derived from it."""
+    matrix = model.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix
+    key = (matrix.data_ptr(), matrix._version, tuple(model.prompt_encoder.image_embedding_size))
+    kept = model.__dict__.get("_dense_pe")
+    if kept is None or kept[0] != key:
+        kept = (key, model.prompt_encoder.get_dense_pe())
+        model.__dict__["_dense_pe"] = kept
+    return kept[1]
 
 
 def largest_mask(logits: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..frame_predictor import FramePredictor
+from .upscaling import postprocess
 
 MASK_VALUE = 215  # the public recipe writes the mask as this value in channel 0 of an RGB image
 
@@ -113,7 +114,7 @@ def confidence_maps(predictor: FramePredictor, targets: torch.Tensor) -> torch.T
     c, gh, gw = feats.shape
     sim = (targets @ feats.reshape(c, gh * gw)).reshape(-1, 1, gh, gw)
     sim = F.interpolate(sim, scale_factor=4, mode="bilinear")
-    sim = predictor.model.postprocess_masks(sim, predictor.input_size, predictor.original_size)
+    sim = postprocess(predictor.model, sim, predictor.input_size, predictor.original_size)
     return sim[:, 0]
 
 
