@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
 
-import decord
-import imageio_ffmpeg
 import numpy as np
 from PIL import Image
 
@@ -223,6 +221,8 @@ class _VideoFileSource(FrameSource):
 
     def __init__(self, path: Path, read_ahead: int) -> None:
         super().__init__(path, read_ahead)
+        import decord  # here, not at the top: a folder of frames needs neither it nor ffmpeg (start-up)
+
         self._length = len(decord.VideoReader(str(path), ctx=decord.cpu(0)))
 
     def __len__(self) -> int:
@@ -239,6 +239,8 @@ class _VideoFileSource(FrameSource):
             stream.close()
 
     def _decode(self, start: int) -> Iterator[Tuple[int, np.ndarray]]:
+        import imageio_ffmpeg
+
         stream = imageio_ffmpeg.read_frames(str(self.path), pix_fmt="rgb24", bits_per_pixel=24)
         try:
             width, height = next(stream)["size"]

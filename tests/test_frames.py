@@ -2,13 +2,13 @@ import os
 import threading
 import time
 
+import decord
 import imageio.v3 as iio
 import imageio_ffmpeg
 import numpy as np
 import pytest
 from PIL import Image
 
-from persam_video import frames as frames_module
 from persam_video.errors import PersamError
 from persam_video.frames import Frame, open_frames, prefetch
 
@@ -84,7 +84,7 @@ def test_imageio_is_the_fallback_when_decord_cannot_open(sources, expected, monk
     def refuse(*args, **kwargs):
         raise RuntimeError("decord says no")
 
-    monkeypatch.setattr(frames_module.decord, "VideoReader", refuse)
+    monkeypatch.setattr(decord, "VideoReader", refuse)  # frames.py imports decord when it opens a video
     source = open_frames(sources["video"])
     assert type(source).__name__ == "_ImageioSource"
     assert len(source) == N
@@ -106,7 +106,7 @@ def test_frames_from_start_and_read_one(sources, expected, kind):
 
 
 def test_video_decode_error_names_the_frame_after_delivering_earlier_ones(sources, monkeypatch):
-    real = frames_module.imageio_ffmpeg.read_frames
+    real = imageio_ffmpeg.read_frames
 
     def broken_at_six(*args, **kwargs):
         stream = real(*args, **kwargs)
@@ -117,7 +117,7 @@ def test_video_decode_error_names_the_frame_after_delivering_earlier_ones(source
                 raise RuntimeError("corrupt packet")
             yield raw
 
-    monkeypatch.setattr(frames_module.imageio_ffmpeg, "read_frames", broken_at_six)
+    monkeypatch.setattr(imageio_ffmpeg, "read_frames", broken_at_six)
     got = []
     with pytest.raises(PersamError, match=r"cannot decode frame 6 \(00006\) of .*clip.mp4: corrupt packet"):
         for frame in open_frames(sources["video"]).frames():
@@ -126,7 +126,7 @@ def test_video_decode_error_names_the_frame_after_delivering_earlier_ones(source
 
 
 def test_a_stream_that_ends_early_is_an_error(sources, monkeypatch):
-    real = frames_module.imageio_ffmpeg.read_frames
+    real = imageio_ffmpeg.read_frames
 
     def short(*args, **kwargs):
         stream = real(*args, **kwargs)
@@ -137,7 +137,7 @@ def test_a_stream_that_ends_early_is_an_error(sources, monkeypatch):
                 return
             yield raw
 
-    monkeypatch.setattr(frames_module.imageio_ffmpeg, "read_frames", short)
+    monkeypatch.setattr(imageio_ffmpeg, "read_frames", short)
     with pytest.raises(PersamError, match=r"cannot decode frame 4 \(00004\).*ended after 4 of"):
         list(open_frames(sources["video"]).frames())
 
