@@ -18,7 +18,6 @@ import importlib.util
 import os
 import sys
 import threading
-from types import ModuleType
 from typing import Any
 
 PACKAGE = "segment_anything"

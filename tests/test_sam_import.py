@@ -116,10 +116,10 @@ def test_deferred_init_runs_once_and_reports_missing_names():
 
 def test_eager_imports_switch_turns_the_hook_off():
     """$PERSAM_VIDEO_EAGER_IMPORTS=1: segment_anything is imported the ordinary way."""
-    got = fresh_python(f"""
+    got = fresh_python("""
         import json, sys
         import persam_video
         from persam_video.sam_import import init_deferred
-        print(json.dumps({{"deferred": init_deferred(), "torchvision": "torchvision" in sys.modules}}))
+        print(json.dumps({"deferred": init_deferred(), "torchvision": "torchvision" in sys.modules}))
     """, env_extra={"PERSAM_VIDEO_EAGER_IMPORTS": "1"})
     assert got == {"deferred": False, "torchvision": True}
