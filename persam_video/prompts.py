@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .errors import PersamError, check_size, error_line, wxh
-from .masks import atomic_write, object_ids, read_label_png, write_label_png
+from .masks import atomic_write, object_ids, read_label_png, select_objects, write_label_png
 
 SCHEMA_VERSION = 1
 PathLike = Union[str, os.PathLike]
@@ -275,6 +275,18 @@ def _reference_from(entry: _Entry) -> Reference:
     if mask.shape != image.shape[:2]:
         raise entry.error("mask", f"is {wxh(mask.shape)} but the image is {wxh(image.shape)} (width x height)")
     return Reference(obj_id, image, mask)
+
+
+def references_from_files(image_path: PathLike, mask_path: PathLike, mask_flag: str = "reference mask",
+                          image_flag: str = "reference image") -> List[Reference]:
+    """One reference per object id of the label PNG ``mask_path``, on the image ``image_path``.
+
+    ``mask_flag`` / ``image_flag`` name the two files in errors (a size mismatch, a mask with no
+    object): the command line passes its flags."""
+    image, labels = read_image(image_path), read_label_png(mask_path)
+    check_size(f"{mask_flag} {mask_path}", labels.shape, image.shape, f"its {image_flag} {image_path} is")
+    ids = select_objects(labels, None, source=f"{mask_flag} {mask_path}")
+    return [Reference(k, image, labels == k) for k in ids]
 
 
 def read_image(path: PathLike) -> np.ndarray:

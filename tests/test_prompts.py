@@ -10,7 +10,7 @@ from PIL import Image
 from persam_video.errors import PersamError
 from persam_video.masks import write_label_png
 from persam_video.prompts import (Prompt, PromptSet, Reference, check_prompt, check_prompt_set, check_reference,
-                                  load_prompts, save_prompts)
+                                  load_prompts, references_from_files, save_prompts)
 
 SIZE = (40, 60)  # height, width
 
@@ -129,3 +129,20 @@ def test_reference_checks():
         check_reference(Reference(1, image, np.ones((5, 5), bool)))
     with pytest.raises(PersamError, match="empty"):
         check_reference(Reference(1, image, np.zeros(SIZE, bool)))
+
+
+def test_references_from_files_one_per_object_sizes_checked(tmp_path):
+    image = tmp_path / "ref.png"
+    Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(image)
+    labels = np.zeros((20, 30), np.uint8)
+    labels[2:6, 3:9], labels[10:15, 20:28] = 4, 9
+    write_label_png(tmp_path / "two.png", labels)
+    refs = references_from_files(image, tmp_path / "two.png")
+    assert [r.obj_id for r in refs] == [4, 9]
+    assert refs[1].mask.sum() == 5 * 8 and refs[0].image.shape == (20, 30, 3)
+    write_label_png(tmp_path / "small.png", labels[:10])
+    with pytest.raises(PersamError, match=r"--ref-mask .*small.png is 30x10 but its --ref-image .*ref.png is 30x20"):
+        references_from_files(image, tmp_path / "small.png", "--ref-mask", "--ref-image")
+    write_label_png(tmp_path / "empty.png", np.zeros((20, 30), np.uint8))
+    with pytest.raises(PersamError, match="reference mask .*empty.png has no object"):
+        references_from_files(image, tmp_path / "empty.png")

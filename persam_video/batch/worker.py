@@ -16,11 +16,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 from ..errors import PersamError, error_line
-from ..masks import object_ids, read_label_png, select_objects
+from ..masks import read_label_png, select_objects
 from ..models import ModelSpec
 from ..options import TrackerOptions
 from ..pipeline import RunSummary, prepare_job, run_job, segment_video
-from ..prompts import Prompt, PromptSet, Reference, load_prompts, read_image
+from ..prompts import Prompt, PromptSet, Reference, load_prompts, references_from_files
 from ..tracker import VideoSegmenter
 from .manifest import ClipTask
 from .markers import clear_partial, write_marker
@@ -113,12 +113,10 @@ class ClipWorker:
 
 
 def load_references(pairs: Sequence[Tuple[str, str]]) -> List[Reference]:
-    """(image, mask) files as references: one per object id of each mask (ids from the mask)."""
-    references: List[Reference] = []
-    for image_path, mask_path in pairs:
-        image, labels = read_image(image_path), read_label_png(mask_path)
-        references.extend(Reference(k, image, labels == k) for k in object_ids(labels))
-    return references
+    """(image, mask) files as references: one per object id of each mask (ids from the mask; the
+    sizes checked, a mask without objects refused)."""
+    return [reference for image_path, mask_path in pairs
+            for reference in references_from_files(image_path, mask_path)]
 
 
 def _mask_prompts(task: ClipTask) -> List[Prompt]:

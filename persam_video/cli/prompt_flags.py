@@ -7,10 +7,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import PersamError, check_size, choose
+from ..errors import PersamError, choose
 from ..frames import FrameSource
-from ..masks import read_label_png, read_seed, select_objects
-from ..prompts import Prompt, PromptSet, Reference, check_prompt_set, load_prompts, read_image
+from ..masks import read_seed
+from ..prompts import Prompt, PromptSet, Reference, check_prompt_set, load_prompts, references_from_files
 
 NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
 
@@ -91,13 +91,8 @@ def reference_list(args: argparse.Namespace) -> List[Reference]:
     if len(args.ref_image) != len(args.ref_mask):
         raise PersamError(f"give one --ref-mask per --ref-image (got {len(args.ref_image)} image(s) and "
                           f"{len(args.ref_mask)} mask(s))")
-    references = []
-    for image_path, mask_path in zip(args.ref_image, args.ref_mask):
-        image, labels = read_image(image_path), read_label_png(mask_path)
-        check_size(f"--ref-mask {mask_path}", labels.shape, image.shape, f"its --ref-image {image_path} is")
-        ids = select_objects(labels, None, source=f"--ref-mask {mask_path}")
-        references.extend(Reference(k, image, labels == k) for k in ids)
-    return references
+    return [reference for image_path, mask_path in zip(args.ref_image, args.ref_mask)
+            for reference in references_from_files(image_path, mask_path, "--ref-mask", "--ref-image")]
 
 
 def build_prompts(args: argparse.Namespace, source: FrameSource, objects: Optional[Sequence[int]]) -> PromptSet:
