@@ -7,9 +7,11 @@ one-mask, forward-only job that ``davis run`` and ``demo`` use.
 """
 from __future__ import annotations
 
+import copy
 import os
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
@@ -24,7 +26,7 @@ from .options import TrackerOptions
 from .prompts import PromptSet, check_prompt_set
 from .session import VideoSession
 from .tracker import VideoSegmenter, save_state
-from .writer import LabelWriter
+from .writer import LabelWriter, WriteBehind, write_behind as behind
 
 
 @dataclass
@@ -57,19 +59,22 @@ class VideoJob:
     source: FrameSource
     seed: np.ndarray
     ids: List[int]
-    writer: LabelWriter
+    writer: Union[LabelWriter, WriteBehind]
     start: int = 0
 
 
 def prepare_job(video: Union[str, os.PathLike], mask: Union[str, os.PathLike], out_dir: Union[str, os.PathLike],
-                objects: Optional[Sequence[int]] = None, start: int = 0, read_ahead: int = 4) -> VideoJob:
-    """Open and check every input (video, mask, ids, start frame, output folder) before any model work."""
+                objects: Optional[Sequence[int]] = None, start: int = 0, read_ahead: int = 4,
+                write_behind: bool = True) -> VideoJob:
+    """Open and check every input (video, mask, ids, start frame, output folder) before any model work.
+    ``write_behind``: the PNGs are written on a background thread while the next frame is tracked
+    (:class:`~persam_video.writer.WriteBehind`; the same files either way)."""
     source = open_frames(video, read_ahead=read_ahead)
     total = len(source)
     if not 0 <= start < total:
         raise PersamError(f"the start frame {start} is outside the video, which has {total} frames (0..{total - 1})")
     seed, ids = read_seed(mask, source.size, objects)
-    return VideoJob(source=source, seed=seed, ids=ids, writer=LabelWriter(out_dir), start=start)
+    return VideoJob(source=source, seed=seed, ids=ids, writer=behind(LabelWriter(out_dir), write_behind), start=start)
 
 
 def run_job(job: VideoJob, segmenter: VideoSegmenter, state: Optional[dict] = None, progress: bool = True,
@@ -81,12 +86,17 @@ def run_job(job: VideoJob, segmenter: VideoSegmenter, state: Optional[dict] = No
     """
     began = time.perf_counter()
     total = len(job.source)
-    first = job.source.read(job.start)
-    job.writer.write(first.name, segmenter.init(first.image, job.seed, job.ids, state=state))
-    with tqdm(total=total - job.start, initial=1, unit="frame", desc=desc, disable=not progress,
-              dynamic_ncols=True) as bar:
-        for _ in _labelled(segmenter, job.source.frames(job.start + 1), job.writer):
-            bar.update(1)
+    try:
+        first = job.source.read(job.start)
+        job.writer.write(first.name, segmenter.init(first.image, job.seed, job.ids, state=state))
+        with tqdm(total=total - job.start, initial=1, unit="frame", desc=desc, disable=not progress,
+                  dynamic_ncols=True) as bar:
+            for _ in _labelled(segmenter, job.source.frames(job.start + 1), job.writer):
+                bar.update(1)
+        job.writer.close()
+    except BaseException:
+        job.writer.abort()  # the frames already handed to the writer are finished, no temporary stays
+        raise
     seconds = time.perf_counter() - began
     t = segmenter.timings
     return RunSummary(frames=job.writer.written, objects=job.ids, seconds=seconds, encoder=t.encoder,
@@ -94,7 +104,7 @@ def run_job(job: VideoJob, segmenter: VideoSegmenter, state: Optional[dict] = No
                       reading_writing=max(seconds - t.encoder - t.decoder - t.fit, 0.0))
 
 
-def _labelled(segmenter: VideoSegmenter, frames, writer: LabelWriter):
+def _labelled(segmenter: VideoSegmenter, frames, writer: Union[LabelWriter, WriteBehind]):
     """Step the segmenter over ``frames``, writing each label map as it comes."""
     for frame in frames:
         labels = segmenter.step(frame.image)
@@ -105,7 +115,8 @@ def _labelled(segmenter: VideoSegmenter, frames, writer: LabelWriter):
 def segment_video(video: Union[str, os.PathLike], out_dir: Union[str, os.PathLike], prompts: PromptSet,
                   options: TrackerOptions, model, *, direction: str = "both", resume: bool = True,
                   restart: bool = False, read_ahead: int = 4, progress: bool = True, state: Optional[dict] = None,
-                  state_out: Optional[Union[str, os.PathLike]] = None, desc: str = "segmenting") -> RunSummary:
+                  state_out: Optional[Union[str, os.PathLike]] = None, desc: str = "segmenting",
+                  write_behind: bool = True) -> RunSummary:
     """Segment ``video`` from ``prompts`` and write ``<out_dir>/<frame name>.png`` for every frame reached
     (forward from the earliest prompted frame, then, with ``direction="both"``, backward to frame 0).
 
@@ -114,7 +125,10 @@ def segment_video(video: Union[str, os.PathLike], out_dir: Union[str, os.PathLik
     counted frame, byte-identical to an uninterrupted run; a folder holding a run with other inputs is
     refused (:class:`~persam_video.resume.ResumeMismatch`) unless ``restart``. ``state`` (from
     :func:`persam_video.tracker.load_state`) supplies fitted targets and weights; ``state_out`` is where
-    the fitted state is saved (:func:`persam_video.tracker.save_state`) after the run."""
+    the fitted state is saved (:func:`persam_video.tracker.save_state`) after the run. With ``write_behind``
+    the PNGs (and the progress after each) are written on a background thread while the next frame is
+    tracked (:class:`~persam_video.writer.WriteBehind`): the same files, and a frame's progress is saved
+    only once its PNG is in place."""
     began = time.perf_counter()
     source = open_frames(video, read_ahead=read_ahead)
     check_prompt_set(prompts, source.size, len(source))
@@ -124,7 +138,7 @@ def segment_video(video: Union[str, os.PathLike], out_dir: Union[str, os.PathLik
         progress_file.check_progress(out_dir, saved, expected)
     session = VideoSession(model, source, options)
     session.add_prompt_set(prompts)
-    writer = LabelWriter(out_dir)
+    writer = behind(LabelWriter(out_dir), write_behind)
     progress_file.remove_temporaries(out_dir)
     if restart or not resume:
         progress_file.remove_progress(out_dir)
@@ -134,13 +148,21 @@ def segment_video(video: Union[str, os.PathLike], out_dir: Union[str, os.PathLik
     resumed = 0 if saved is None else _counted(saved)
     first = session.start_frame
     total = {"both": len(source), "forward": len(source) - first, "backward": first + 1}.get(direction, 0)
-    with tqdm(total=total, initial=resumed, unit="frame", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
-        results = session.propagate(direction, state=state, resume=None if saved is None else saved["checkpoint"])
-        for result in results:
-            writer.write(result.name, result.labels)
-            if resume:
-                progress_file.write_progress(out_dir, expected, session.checkpoint(), done=False)
-            bar.update(1)
+    try:
+        with tqdm(total=total, initial=resumed, unit="frame", desc=desc, disable=not progress,
+                  dynamic_ncols=True) as bar:
+            results = session.propagate(direction, state=state, resume=None if saved is None else saved["checkpoint"])
+            for result in results:
+                # the frame counts as done once its PNG is in place (the writer calls ``then`` after the rename);
+                # the checkpoint is copied now, as the session moves on while the writer catches up
+                then = partial(progress_file.write_progress, out_dir, expected, copy.deepcopy(session.checkpoint()),
+                               False) if resume else None
+                writer.write(result.name, result.labels, then=then)
+                bar.update(1)
+        writer.close()
+    except BaseException:
+        writer.abort()  # the frames already handed to the writer are finished (and counted), no temporary stays
+        raise
     if resume:
         progress_file.write_progress(out_dir, expected, session.checkpoint(), done=True)
     if state_out is not None:

@@ -85,6 +85,14 @@ def add_read_ahead(parser: argparse.ArgumentParser) -> None:
                         help="frames decoded ahead on a background thread (default: 4)")
 
 
+def add_write_behind(parser: argparse.ArgumentParser) -> None:
+    """``--no-write-behind``: write each PNG before tracking the next frame instead of on a thread."""
+    parser.add_argument("--no-write-behind", dest="write_behind", action="store_false",
+                        help="write each frame's PNG before tracking the next one (default: written on a "
+                             "background thread while the next frame is tracked, at most 2 frames behind; "
+                             "the same files either way)")
+
+
 def load_model(args: argparse.Namespace, progress: bool = True):
     """Set the thread count, then load the model the flags name."""
     if args.threads:

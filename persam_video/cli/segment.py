@@ -11,7 +11,7 @@ from ..pipeline import segment_video
 from ..resume import ResumeMismatch
 from ..tracker import load_state
 from .common import (add_command, add_method_options, add_model_options, add_quiet, add_read_ahead, add_video_argument,
-                     check_read_ahead, check_threads, load_model, parse_ids, tracker_options)
+                     add_write_behind, check_read_ahead, check_threads, load_model, parse_ids, tracker_options)
 from .prompt_flags import add_prompt_options, build_prompts
 
 EPILOG = """examples:
@@ -47,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--load-state", metavar="FILE",
                         help="reuse a saved state (targets, PerSAM-F weights) instead of computing it")
     add_read_ahead(parser)
+    add_write_behind(parser)
     add_quiet(parser)
     add_method_options(parser)
     add_model_options(parser)
@@ -67,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             summary = segment_video(args.video, args.out, prompts, options, model, direction=direction,
                                     restart=args.restart, read_ahead=args.read_ahead, progress=not args.quiet,
-                                    state=state, state_out=args.save_state)
+                                    state=state, state_out=args.save_state,
+                                    write_behind=args.write_behind)
         except ResumeMismatch as exc:
             raise PersamError(exc.describe("add --restart to start over")) from None
     if args.quiet:
