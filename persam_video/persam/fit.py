@@ -11,7 +11,8 @@ Two modes, the same optimiser (AdamW, cosine schedule) and losses (Dice + focal)
 """
 from __future__ import annotations
 
-from typing import Callable, Tuple
+import math
+from typing import Callable, Iterator, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -111,18 +112,37 @@ class SampledLoss:
         return torch.bmm(self.delta, grad[:, :, None])[:, :, 0]
 
 
+def cosine_rates(lr: float, iterations: int) -> Iterator[float]:
+    """The learning rate of each iteration under ``CosineAnnealingLR(T_max=iterations)``, by the
+    same recursive update torch's scheduler applies after each step (so the same floats)."""
+    rate, eta_min = lr, 0.0
+    for t in range(1, iterations + 1):
+        yield rate
+        rate = ((1 + math.cos(math.pi * t / iterations)) / (1 + math.cos(math.pi * (t - 1) / iterations))
+                * (rate - eta_min) + eta_min)
+
+
 def _adamw(n: int, device: torch.device, backward: Callable[[torch.nn.Parameter], None], iterations: int,
            lr: float) -> torch.Tensor:
-    """The recipe's optimiser on (n, 2) weights starting at 1/3: AdamW, cosine schedule.
-    ``backward(weights)`` sets ``weights.grad``."""
+    """The recipe's optimiser on (n, 2) weights starting at 1/3: AdamW (torch's defaults, eps 1e-4),
+    cosine schedule. ``backward(weights)`` sets ``weights.grad``.
+
+    torch's own update, called in its functional form (``torch.optim.adamw.adamw``, what
+    ``AdamW.step`` calls), with the scheduler's rates from :func:`cosine_rates`: the same weights
+    to the bit as the ``AdamW`` and ``CosineAnnealingLR`` classes (tests/test_fit.py), without
+    their methods, which import ``torch._dynamo`` (over a second of start-up)."""
+    from torch.optim.adamw import adamw
+
     weights = torch.nn.Parameter(torch.full((n, 2), 1 / 3, device=device))
-    optimizer = torch.optim.AdamW([weights], lr=lr, eps=1e-4)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, iterations)
-    for _ in range(iterations):
-        optimizer.zero_grad(set_to_none=True)
+    exp_avg = torch.zeros_like(weights, memory_format=torch.preserve_format)
+    exp_avg_sq = torch.zeros_like(weights, memory_format=torch.preserve_format)
+    step = torch.tensor(0.0, dtype=torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32)
+    for rate in cosine_rates(lr, iterations):
+        weights.grad = None
         backward(weights)
-        optimizer.step()
-        scheduler.step()
+        with torch.no_grad():
+            adamw([weights], [weights.grad], [exp_avg], [exp_avg_sq], [], [step], amsgrad=False, beta1=0.9,
+                  beta2=0.999, lr=rate, weight_decay=1e-2, eps=1e-4, maximize=False)
     return weights.detach()
 
 
