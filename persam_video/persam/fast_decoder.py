@@ -10,7 +10,10 @@ function with the module's own parameters, reordered for a CPU:
 - the positional encoding is added after projection instead of before: ``W(x + pe) + b`` is
   ``Wx + (W pe + b)``, and ``W pe + b`` depends only on the weights, so it is computed once and
   kept (no ``keys + pe`` pass over every object's 4096 x 256 tokens, four per layer in SAM);
-- one ``scaled_dot_product_attention`` call per attention;
+- the cross attentions between the few prompt tokens and the 4096 image tokens as two matrix
+  products each, every head at once (:func:`_tokens_to_image`, :func:`_image_to_tokens`: no
+  per-head copies of the image tokens, the softmax along long lines), the image-to-token
+  attention's output projection and residual folded into its second product;
 - no per-object copy of the image embedding: objects whose dense prompt is the same (no mask
   input: SAM's "no mask" embedding, the first pass of every PerSAM cascade) share one image
   pass until the first image-to-token update makes their tokens differ;
@@ -25,9 +28,10 @@ target-guided attention or target-semantic prompting hooks the transformer
 """
 from __future__ import annotations
 
+import math
 import sys
 from functools import lru_cache
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -37,16 +41,57 @@ from segment_anything.modeling.common import LayerNorm2d
 Tensor = torch.Tensor
 
 
-def _heads(x: Tensor, num_heads: int) -> Tensor:
-    """(B, N, C) -> (B, heads, N, C / heads), a view."""
-    b, n, c = x.shape
-    return x.reshape(b, n, num_heads, c // num_heads).transpose(1, 2)
+def _block_diagonal(tokens: Tensor, heads: int, scale: float) -> Tensor:
+    """Prompt tokens (N, T, c) spread over heads: (N, heads * T, c), row ``h * T + t`` holding token
+    ``t``'s head-``h`` channels (times ``scale``) and zeros in the other heads' channels. One matrix
+    product with it gives every head's scores at once, from image tokens left as they are."""
+    n, count, width = tokens.shape
+    eye = torch.eye(heads, dtype=tokens.dtype, device=tokens.device) * scale
+    split = tokens.reshape(n, count, heads, width // heads)
+    return torch.einsum("nthd,hg->nhtgd", split, eye).reshape(n, heads * count, width)
 
 
-def _merge_heads(x: Tensor) -> Tensor:
-    """(B, heads, N, c) -> (B, N, heads * c)."""
-    b, h, n, c = x.shape
-    return x.transpose(1, 2).reshape(b, n, h * c)
+def _times(a: Tensor, b: Tensor, transpose_b: bool) -> Tensor:
+    """``a @ b`` (or ``a @ b^T``) for a (N, R, K) and b (1 or N, ., .): one matrix product when b
+    is shared by the batch, else a batched one (strided views go to BLAS as they are)."""
+    if b.shape[0] == 1 and a.shape[0] > 1:
+        second = b[0].t() if transpose_b else b[0]
+        return torch.mm(a.reshape(-1, a.shape[-1]), second).reshape(a.shape[0], a.shape[1], -1)
+    return torch.bmm(a, b.transpose(1, 2) if transpose_b else b)
+
+
+def _tokens_to_image(q: Tensor, k: Tensor, v: Tensor, attention: torch.nn.Module) -> Tensor:
+    """``attention``'s output for prompt-token queries q (N, T, c) over image keys and values
+    k, v (1 or N, HW, c): every head's scores in one product (:func:`_block_diagonal`), a softmax
+    along the image tokens, every head's output in a second product, of which each head keeps its
+    own block."""
+    heads = attention.num_heads
+    n, count, width = q.shape
+    scores = _times(_block_diagonal(q, heads, 1 / math.sqrt(width // heads)), k, transpose_b=True)
+    out = _times(torch.softmax(scores, dim=-1), v, transpose_b=False)  # N, heads*T, c
+    own = out.reshape(n, heads, count, heads, width // heads).diagonal(dim1=1, dim2=3)  # N, T, c/heads, heads
+    return attention.out_proj(own.transpose(2, 3).reshape(n, count, width))
+
+
+def _image_to_tokens(keys: Tensor, q: Tensor, k: Tensor, v: Tensor, attention: torch.nn.Module) -> Tensor:
+    """``keys + attention.out_proj(attention of image queries q over the prompt tokens k, v)``:
+    image tokens (1 or N, HW, C), their projected queries q (1 or N, HW, c), the few prompt
+    tokens' keys and values k, v (N, T, c).
+
+    The scores come out laid (N, heads, T, HW) from one product, so the softmax runs across T rows
+    of long lines (about twice as fast on a CPU as over a last dimension of ten); and with so few
+    tokens the output projection goes into the values first (each head's T values times its slice
+    of the projection; the bias split over the heads, whose probabilities each sum to 1), so what
+    is left is one product (HW x heads*T) @ (heads*T x C) added onto the image tokens."""
+    heads = attention.num_heads
+    n, count, width = k.shape
+    size = width // heads
+    scores = _times(_block_diagonal(k, heads, 1 / math.sqrt(size)), q, transpose_b=True)  # N, heads*T, HW
+    probs = torch.softmax(scores.reshape(n, heads, count, -1), dim=-2).reshape(n, heads * count, -1)
+    out = attention.out_proj
+    values = v.reshape(n, count, heads, size).transpose(1, 2)  # N, heads, T, c/heads
+    projected = torch.matmul(values, out.weight.t().reshape(heads, size, -1)) + out.bias / heads  # N, heads, T, C
+    return torch.baddbmm(keys, probs.transpose(1, 2), projected.reshape(n, heads * count, -1))
 
 
 class _ImageProjections:
@@ -114,7 +159,10 @@ class FastDecoderForward:
         tokens = torch.cat((tokens.unsqueeze(0).expand(n, -1, -1), sparse), dim=1)
         shared = dense.stride(0) == 0  # the same dense prompt for every object (no mask input)
         dense_tokens = (dense[:1] if shared else dense).flatten(2).transpose(1, 2)
-        keys = image.flatten(2).transpose(1, 2) + dense_tokens  # (1 or N, HW, C)
+        # (1 or N, HW, C), written token-major: a plain sum would keep the channel-major layout
+        # of its inputs, and every matrix product and layer norm after it would copy it first
+        keys = torch.empty((dense_tokens.shape[0], h * w, c), dtype=dense.dtype, device=dense.device)
+        torch.add(image.flatten(2).transpose(1, 2), dense_tokens, out=keys)
         queries, keys = self._transformer(tokens, keys, self._prepared(image_pe))
         keys = keys.expand(n, -1, -1)
 
@@ -132,7 +180,6 @@ class FastDecoderForward:
         """SAM's ``TwoWayTransformer`` on tokens (N, T, C) and image tokens (1 or N, HW, C)."""
         transformer = self.transformer
         queries = point_embedding
-        n = point_embedding.shape[0]
         for layer, projections in zip(transformer.layers, prepared.layers):
             if layer.skip_first_layer_pe:
                 queries = layer.self_attn(q=queries, k=queries, v=queries)
@@ -142,25 +189,18 @@ class FastDecoderForward:
             queries = layer.norm1(queries)
 
             t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
-            image_k, image_v, image_q = (t.expand(n, -1, -1) for t in projections(keys))
-            q = t2i.q_proj(queries + point_embedding)
-            attended = F.scaled_dot_product_attention(_heads(q, t2i.num_heads), _heads(image_k, t2i.num_heads),
-                                                      _heads(image_v, t2i.num_heads))
-            queries = layer.norm2(queries + t2i.out_proj(_merge_heads(attended)))
+            image_k, image_v, image_q = projections(keys)
+            attended = _tokens_to_image(t2i.q_proj(queries + point_embedding), image_k, image_v, t2i)
+            queries = layer.norm2(queries + attended)
             queries = layer.norm3(queries + layer.mlp(queries))
 
-            token_k = i2t.k_proj(queries + point_embedding)
-            token_v = i2t.v_proj(queries)
-            attended = F.scaled_dot_product_attention(_heads(image_q, i2t.num_heads), _heads(token_k, i2t.num_heads),
-                                                      _heads(token_v, i2t.num_heads))
-            keys = layer.norm4(keys + i2t.out_proj(_merge_heads(attended)))
+            keys = layer.norm4(_image_to_tokens(keys, image_q, i2t.k_proj(queries + point_embedding),
+                                                i2t.v_proj(queries), i2t))
 
         final = transformer.final_attn_token_to_image
-        image_k, image_v = (t.expand(n, -1, -1) for t in prepared.final(keys))
-        q = final.q_proj(queries + point_embedding)
-        attended = F.scaled_dot_product_attention(_heads(q, final.num_heads), _heads(image_k, final.num_heads),
-                                                  _heads(image_v, final.num_heads))
-        queries = transformer.norm_final_attn(queries + final.out_proj(_merge_heads(attended)))
+        image_k, image_v = prepared.final(keys)
+        attended = _tokens_to_image(final.q_proj(queries + point_embedding), image_k, image_v, final)
+        queries = transformer.norm_final_attn(queries + attended)
         return queries, keys
 
     def _upscale(self, keys: Tensor, h: int, w: int) -> Tensor:
