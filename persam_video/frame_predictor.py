@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .errors import PersamError
+from .persam.decoding import dense_pe
+from .persam.upscaling import postprocess
 
 
 class LongestSide:
@@ -170,9 +172,9 @@ class FramePredictor:
         points = None if point_coords is None else (point_coords, point_labels)
         sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
         low_res, scores = self.model.mask_decoder(
-            image_embeddings=self.features, image_pe=self.model.prompt_encoder.get_dense_pe(),
+            image_embeddings=self.features, image_pe=dense_pe(self.model),
             sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask_output)
-        masks = self.model.postprocess_masks(low_res, self.input_size, self.original_size)
+        masks = postprocess(self.model, low_res, self.input_size, self.original_size)
         if not return_logits:
             masks = masks > self.model.mask_threshold
         return masks, scores, low_res

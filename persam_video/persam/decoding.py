@@ -9,15 +9,17 @@ kept mask's logits and its tight box) and keep each object's last non-empty mask
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from ..frame_predictor import FramePredictor
 from .decoder_hooks import attention_bias, decoder_switches
 from .geometry import box_mask, tight_boxes
 from .upscaling import postprocess
+
+if TYPE_CHECKING:  # the predictor's module uses this one's dense_pe
+    from ..frame_predictor import FramePredictor
 
 
 @dataclass
