@@ -135,12 +135,6 @@ def test_fast_decoder_keeps_the_bundled_models_masks(larger_clip):
     assert any((a > 0).any() for a in exact[1:])
 
 
-@pytest.fixture(scope="module")
-def larger_clip():
-    from persam_video.demo import make_clip
-    return make_clip(seed=3, n_frames=5, size=(240, 427), n_objects=2, camera_motion=False)
-
-
 def test_postprocess_equals_sams_bit_for_bit():
     rng = random.Random(0)
     gen = torch.Generator().manual_seed(0)

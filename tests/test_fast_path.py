@@ -11,7 +11,6 @@ from segment_anything.modeling import image_encoder as sam_encoder
 from segment_anything.modeling import transformer as sam_transformer
 
 from persam_video import persam, precision
-from persam_video.demo import make_clip
 from persam_video.errors import PersamError
 from persam_video.models import load_sam
 from persam_video.options import TrackerOptions
@@ -106,13 +105,6 @@ def run_clip(model, clip, method):
     out = [seg.init(clip.frames[0], clip.labels[0])]
     out += [labels for _, labels in seg.propagate(clip.frames[1:])]
     return out
-
-
-@pytest.fixture(scope="module")
-def larger_clip():
-    """5 frames of 240x427: on the 96x128 test clip one pixel of boundary is already 3 % of IoU
-    (bf16 is emulated, slowly, on CPUs without native bf16: the PerSAM-F run is marked slow)."""
-    return make_clip(seed=3, n_frames=5, size=(240, 427), n_objects=2, camera_motion=False)
 
 
 @pytest.mark.parametrize("method", ["persam", pytest.param("persam-f", marks=pytest.mark.slow)])
