@@ -46,10 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="a reference image for every clip (repeatable, each with a --ref-mask)")
     parser.add_argument("--ref-mask", action="append", default=[], metavar="PNG",
                         help="the objects on the matching --ref-image (ids from the mask)")
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="clips segmented in parallel, each worker loading the model once and using "
-                             "max(1, CPUs // N) torch threads unless --threads is given (default: 1)")
-    add_executor_options(parser)
+    add_executor_options(parser, "clips")
     add_read_ahead(parser)
     add_quiet(parser, "no progress bars and no per-clip lines")
     add_method_options(parser)
@@ -57,9 +54,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def add_executor_options(parser: argparse.ArgumentParser) -> None:
-    """``--executor``, ``--address``, ``--gpus-per-worker``, ``--retries``."""
+def add_executor_options(parser: argparse.ArgumentParser, units: str) -> None:
+    """``--workers``, ``--executor``, ``--address``, ``--gpus-per-worker``, ``--retries`` (what
+    :func:`executor` reads); ``units`` names what the workers run ("clips", "sequences")."""
     group = parser.add_argument_group("executor")
+    group.add_argument("--workers", type=int, default=1, metavar="N",
+                       help=f"{units} segmented in parallel, each worker loading the model once and using "
+                            "max(1, CPUs // N) torch threads unless --threads is given (default: 1)")
     group.add_argument("--executor", choices=EXECUTORS, default="local",
                        help="local: processes of this machine; ray: workers on a Ray cluster (needs the [ray] "
                             "extra) (default: local)")

@@ -52,10 +52,7 @@ def _add_run_parser(davis_sub: argparse._SubParsersAction) -> None:
     _add_dataset_options(parser, "sequences to run")
     parser.add_argument("--out", required=True, metavar="RESULTS",
                         help="results folder: RESULTS/<sequence>/<frame>.png (created if missing)")
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="processes running sequences in parallel, each loading the model once and "
-                             "using max(1, CPUs // N) torch threads unless --threads is given (default: 1)")
-    add_executor_options(parser)
+    add_executor_options(parser, "sequences")
     parser.add_argument("--eval", action="store_true",
                         help="then score the results (like 'davis eval'), write both CSV files into "
                              "RESULTS and print the tables")
