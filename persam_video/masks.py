@@ -28,16 +28,39 @@ def davis_palette() -> np.ndarray:
 DAVIS_PALETTE = davis_palette()
 
 
+def process_umask() -> int:
+    """The process's umask, read without changing it where the kernel reports it (Linux), so that
+    threads writing at the same time never see a wrong one."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split(":", 1)[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def temporary_beside(path: PathLike) -> str:
+    """A new empty file next to ``path`` (``.<stem>.*.tmp<suffix>``) with the mode ``open()`` would
+    give ``path`` under the umask: mkstemp's private 0600 would survive the rename otherwise."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix="." + path.stem + ".", suffix=".tmp" + path.suffix, dir=str(path.parent))
+    try:
+        os.fchmod(fd, 0o666 & ~process_umask())
+    finally:
+        os.close(fd)
+    return tmp
+
+
 def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` and rename the result onto ``path``.
 
     The temporary file lives in the destination folder, so the rename is atomic:
     a reader sees either the old file or the complete new one, never half of it.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.stem + ".", suffix=".tmp" + path.suffix,
-                               dir=str(path.parent))
-    os.close(fd)
+    tmp = temporary_beside(path)
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Optional, Tuple, Union
@@ -13,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import PersamError, check_size, error_line
-from ..masks import atomic_write
+from ..masks import atomic_write, temporary_beside
 from ..writer import PngFolderWriter
 
 PathLike = Union[str, os.PathLike]
@@ -59,9 +58,7 @@ class VideoSink:
         self._tmp: Optional[str] = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, self._tmp = tempfile.mkstemp(prefix="." + self.path.stem + ".", suffix=".tmp" + self.path.suffix,
-                                             dir=str(self.path.parent))
-            os.close(fd)
+            self._tmp = temporary_beside(self.path)
         except OSError as exc:
             raise PersamError(f"cannot write {self.path}: {error_line(exc)}") from None
         output_params = ["-movflags", "+faststart"] if self.path.suffix.lower() != ".mkv" else []
