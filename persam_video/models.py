@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 import torch
 from tqdm.auto import tqdm
@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from .errors import PersamError
 from .masks import atomic_write
 from .options import option
-from .precision import ATTENTION_MODES, DECODER_MODES, PRECISIONS
+from .precision import ATTENTION_MODES, DECODER_MODES, FAST_MODEL, PRECISIONS
 
 DEFAULT_MODEL_TYPE = "small"
 CACHE_ENV = "PERSAM_VIDEO_CACHE"
@@ -266,7 +266,7 @@ class ModelSpec:
               "($PERSAM_VIDEO_MIRROR replaces the download host)", metavar="FILE")
     device: str = option("auto", "auto, cpu or cuda[:N]")
     precision: str = option(
-        "auto", "the image encoder's arithmetic: fp32 (exact), bf16 or fp16 (faster where the hardware has them; "
+        "fp32", "the image encoder's arithmetic: fp32 (exact), bf16 or fp16 (faster where the hardware has them; "
                 "masks agree with fp32 to IoU >= 0.99); auto: bf16 on CPUs with native bf16 (avx512_bf16/amx), "
                 "bf16 or fp16 on CUDA, fp32 elsewhere", choices=PRECISIONS)
     attention: str = option(
@@ -278,6 +278,12 @@ class ModelSpec:
                 "added once, one image pass shared by objects that share it; equal to float rounding, 1.5-2x "
                 "faster on a CPU) or exact (SAM's own); auto: fast when attention is fused",
         choices=DECODER_MODES)
+
+    @classmethod
+    def fast(cls, **settings: Any) -> "ModelSpec":
+        """The fast path (precision auto, fused attention, the fast decoder; what ``--fast`` picks),
+        with ``settings`` on top: equal masks to float rounding, not to the bit."""
+        return cls(**{**FAST_MODEL, **settings})
 
     def load(self, progress: bool = True) -> torch.nn.Module:
         """Load the model (see :func:`load_sam`)."""

@@ -15,6 +15,7 @@ METHODS = ("persam", "persam-f")
 ANCHORS = ("box-centre", "interior")
 TARGET_MODES = ("mean-max", "mean")
 FIT_MODES = ("exact", "fast")
+FAST_OPTIONS = {"fit_mode": "fast"}  # the tracker's part of ``--fast``
 
 
 class OptionError(PersamError):
@@ -92,6 +93,11 @@ class TrackerOptions:
         "exact", "PerSAM-F fit: 'exact' takes the loss over every pixel (the public recipe); 'fast' over the "
                  "pixels near the object plus a weighted lattice of the background, several times faster, "
                  "weights equal to about 1e-6 on the synthetic clips measured", choices=FIT_MODES)
+
+    @classmethod
+    def fast(cls, **settings: Any) -> "TrackerOptions":
+        """The recipe with the fast PerSAM-F fit (what ``--fast`` picks), ``settings`` on top."""
+        return cls(**{**FAST_OPTIONS, **settings})
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

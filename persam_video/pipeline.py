@@ -41,6 +41,7 @@ class RunSummary:
     fit: float
     reading_writing: float
     resumed: int = 0  # frames an earlier, interrupted run of the same job had written
+    numerics: str = ""  # how the model and the fit computed (run_numerics)
 
     def line(self) -> str:
         """A one-line human summary."""
@@ -49,6 +50,7 @@ class RunSummary:
                 f"in {self.seconds:.1f}s ({fps:.2f} frames/s): image encoder {self.encoder:.1f}s, "
                 f"prompting+decoding {self.decoder:.1f}s, PerSAM-F fit {self.fit:.1f}s, "
                 f"reading+writing {self.reading_writing:.1f}s" +
+                (f"; {self.numerics}" if self.numerics else "") +
                 (f"; resumed after {self.resumed} frames written before" if self.resumed else ""))
 
 
@@ -101,7 +103,16 @@ def run_job(job: VideoJob, segmenter: VideoSegmenter, state: Optional[dict] = No
     t = segmenter.timings
     return RunSummary(frames=job.writer.written, objects=job.ids, seconds=seconds, encoder=t.encoder,
                       decoder=t.decoder, fit=t.fit,
-                      reading_writing=max(seconds - t.encoder - t.decoder - t.fit, 0.0))
+                      reading_writing=max(seconds - t.encoder - t.decoder - t.fit, 0.0),
+                      numerics=run_numerics(segmenter.model, segmenter.options))
+
+
+def run_numerics(model, options: TrackerOptions) -> str:
+    """The summary's words for the path a run took: the model's numerics, and the fit's where it fits."""
+    words = getattr(model, "numerics", "")
+    if options.method == "persam-f":
+        words += f", {options.fit_mode} fit"
+    return words
 
 
 def _labelled(segmenter: VideoSegmenter, frames, writer: Union[LabelWriter, WriteBehind]):
@@ -144,7 +155,8 @@ def segment_video(video: Union[str, os.PathLike], out_dir: Union[str, os.PathLik
         progress_file.remove_progress(out_dir)
     ids = session.object_ids
     if saved is not None and saved["done"]:
-        return RunSummary(0, ids, time.perf_counter() - began, 0.0, 0.0, 0.0, 0.0, resumed=_counted(saved))
+        return RunSummary(0, ids, time.perf_counter() - began, 0.0, 0.0, 0.0, 0.0, resumed=_counted(saved),
+                          numerics=run_numerics(model, options))
     resumed = 0 if saved is None else _counted(saved)
     first = session.start_frame
     total = {"both": len(source), "forward": len(source) - first, "backward": first + 1}.get(direction, 0)
@@ -170,7 +182,8 @@ def segment_video(video: Union[str, os.PathLike], out_dir: Union[str, os.PathLik
     seconds = time.perf_counter() - began
     t = session.segmenter.timings
     return RunSummary(frames=writer.written, objects=ids, seconds=seconds, encoder=t.encoder, decoder=t.decoder,
-                      fit=t.fit, reading_writing=max(seconds - t.encoder - t.decoder - t.fit, 0.0), resumed=resumed)
+                      fit=t.fit, reading_writing=max(seconds - t.encoder - t.decoder - t.fit, 0.0), resumed=resumed,
+                      numerics=run_numerics(model, options))
 
 
 def _counted(saved: dict) -> int:

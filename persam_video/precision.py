@@ -14,11 +14,15 @@ classes of the model's own modules, so nothing downstream (predictor, tracker) n
   (:mod:`persam_video.persam.fast_decoder`); equal to float rounding, on with fused attention.
 
 ``auto`` picks bf16 on a CPU with native bf16 instructions (``avx512_bf16`` or ``amx_bf16`` in
-the kernel's CPU flags), bf16 on a CUDA device that supports it (fp16 on one that does not), and
-fp32 everywhere else: bf16 emulated without those instructions is several times slower than fp32.
+the kernel's CPU flags, or ``$PERSAM_VIDEO_NATIVE_BF16`` set to 1 or 0 to say so), bf16 on a CUDA
+device that supports it (fp16 on one that does not), and fp32 everywhere else: bf16 emulated
+without those instructions is several times slower than fp32.
+
+The default everywhere is the exact path; :data:`FAST_MODEL` is what ``--fast`` turns on.
 """
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict
@@ -32,6 +36,9 @@ ATTENTION_MODES = ("auto", "fused", "plain")
 DECODER_MODES = ("auto", "fast", "exact")
 DTYPES: Dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+NATIVE_BF16_ENV = "PERSAM_VIDEO_NATIVE_BF16"
+# The fast path's model settings (with TrackerOptions' fast fit): measured to keep the masks.
+FAST_MODEL: Dict[str, str] = {"precision": "auto", "attention": "fused", "decoder": "fast"}
 
 
 @lru_cache(maxsize=None)
@@ -48,7 +55,13 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset:
 
 
 def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX-BF16)."""
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX-BF16); ``$PERSAM_VIDEO_NATIVE_BF16``
+    (1 or 0) overrides the flags, so tests can take either machine's path on any machine."""
+    said = os.environ.get(NATIVE_BF16_ENV, "").strip()
+    if said in ("0", "1"):
+        return said == "1"
+    if said:
+        raise PersamError(f"${NATIVE_BF16_ENV} must be 1 or 0, not {said!r}")
     return any(flag in cpu_flags(cpuinfo) for flag in _NATIVE_BF16_FLAGS)
 
 
@@ -118,10 +131,20 @@ def apply_precision(model: torch.nn.Module, precision: str = "fp32", attention: 
     if fused:
         from .persam.fast_attention import fuse_attention
         fuse_attention(model)
-    if resolve_decoder(decoder, fused):
+    fast_decoder = resolve_decoder(decoder, fused)
+    if fast_decoder:
         from .persam.fast_decoder import speed_up_decoder
         speed_up_decoder(model)
     if resolved != "fp32":
         autocast_module(model.image_encoder, DTYPES[resolved])
     model.precision = resolved
+    model.numerics = describe_numerics(resolved, fused, fast_decoder)
     return resolved
+
+
+def describe_numerics(precision: str, fused_attention: bool, fast_decoder: bool) -> str:
+    """How a loaded model computes, in words for a run's summary: ``exact (fp32)`` or the fast parts."""
+    if precision == "fp32" and not fused_attention and not fast_decoder:
+        return "exact (fp32)"
+    parts = [precision] + ["fused attention"] * fused_attention + ["fast decoder"] * fast_decoder
+    return ", ".join(parts)

@@ -15,6 +15,7 @@ from persam_video.cli import main
 from persam_video.demo import make_clip
 from persam_video.masks import write_label_png
 from persam_video.models import load_sam
+from persam_video.precision import NATIVE_BF16_ENV
 from persam_video.small_model import SMALL_CONFIG, build_small_sam
 
 TEST_SMALL_SIZE = 256  # input size of the random small checkpoint the tests use
@@ -47,6 +48,20 @@ def save_random_checkpoint(build: Callable[[], torch.nn.Module], path: Path, see
     torch.manual_seed(seed)
     torch.save(build().state_dict(), path)
     return path
+
+
+BF16_MACHINES = pytest.mark.parametrize("machine_bf16", [False, True], ids=["cpu-without-bf16", "cpu-with-bf16"],
+                                        indirect=True)
+
+
+@pytest.fixture
+def machine_bf16(request):
+    """Pretend the CPU lacks or has native bf16 (``$PERSAM_VIDEO_NATIVE_BF16``, which worker processes
+    inherit), so a test that compares two paths runs both machines' defaults on any machine. Use it
+    through :data:`BF16_MACHINES`."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(NATIVE_BF16_ENV, "1" if request.param else "0")
+        yield request.param
 
 
 @pytest.fixture(scope="session")

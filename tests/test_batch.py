@@ -19,7 +19,7 @@ from persam_video.batch import load_manifest
 from persam_video.batch.summary import COLUMNS, DONE, PENDING, Outcome, SummaryFile
 from persam_video.masks import write_label_png
 
-from conftest import REPO, assert_one_line_error, load_tool, run_cli
+from conftest import BF16_MACHINES, REPO, assert_one_line_error, load_tool, run_cli
 
 SIZE = (64, 96)
 FRAMES = 10
@@ -211,7 +211,8 @@ def test_a_rerun_skips_done_clips_and_names_a_changed_entry(clips, reference, sm
     assert png_bytes(out) == png_bytes(reference)
 
 
-def test_prompts_files_and_references_run_the_prompting_pipeline(clips, small_model, small_checkpoint, tmp_path,
+@BF16_MACHINES
+def test_prompts_files_and_references_run_the_prompting_pipeline(machine_bf16, clips, small_model, small_checkpoint, tmp_path,
                                                                  capsys):
     from persam_video.options import TrackerOptions
     from persam_video.pipeline import segment_video
@@ -326,7 +327,8 @@ def kill_when_mid_clip(out: Path, find_pids, killed: list, timeout: float = 120.
     return thread
 
 
-def test_a_killed_pool_worker_clip_is_run_again_with_identical_output(clips, reference, small_checkpoint, tmp_path,
+@BF16_MACHINES
+def test_a_killed_pool_worker_clip_is_run_again_with_identical_output(machine_bf16, clips, reference, small_checkpoint, tmp_path,
                                                                       capsys):
     manifest, names = clips
     out = tmp_path / "out"

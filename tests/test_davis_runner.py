@@ -12,7 +12,7 @@ import torch
 from persam_video.cli import main
 from persam_video.masks import read_label_png, write_label_png
 
-from conftest import assert_one_line_error, load_tool, run_cli
+from conftest import BF16_MACHINES, assert_one_line_error, load_tool, run_cli
 
 SIZE = (64, 96)
 FRAMES = 5
@@ -130,7 +130,8 @@ def test_a_bad_marker_is_not_taken_as_done(davis, full_run, small_checkpoint, tm
     assert json.loads((out / names[1] / ".done").read_text())["frames"] == FRAMES
 
 
-def test_two_workers_give_the_same_pngs_as_one(davis, small_checkpoint, tmp_path, capsys):
+@BF16_MACHINES
+def test_two_workers_give_the_same_pngs_as_one(machine_bf16, davis, small_checkpoint, tmp_path, capsys):
     root, names = davis
     one, two = tmp_path / "one", tmp_path / "two"
     chosen = ",".join(names[:2])

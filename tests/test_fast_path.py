@@ -2,6 +2,7 @@
 precision keeps the masks, and the fast PerSAM-F fit keeps the exact fit's weights and masks."""
 from __future__ import annotations
 
+import argparse
 import copy
 
 import numpy as np
@@ -12,11 +13,15 @@ from segment_anything.modeling import transformer as sam_transformer
 
 from persam_video import persam, precision
 from persam_video.errors import PersamError
-from persam_video.models import load_sam
+from persam_video.batch.markers import run_settings
+from persam_video.cli.common import add_method_options, add_model_options, model_spec, tracker_options
+from persam_video.models import ModelSpec, load_sam
 from persam_video.options import TrackerOptions
 from persam_video.persam import fit as fit_module
 from persam_video.persam.fast_attention import fuse_attention, unfuse_attention
 from persam_video.tracker import VideoSegmenter
+
+from conftest import BF16_MACHINES
 
 
 def classes(model):
@@ -67,6 +72,7 @@ def test_fused_tiny_vit_attention_equals_mobile_sam():
 
 
 def test_cpu_bf16_detection_reads_the_kernel_flags(tmp_path, monkeypatch):
+    monkeypatch.delenv(precision.NATIVE_BF16_ENV, raising=False)
     with_bf16, without = tmp_path / "a", tmp_path / "b"
     with_bf16.write_text("processor : 0\nflags\t\t: fpu avx512f amx_bf16 amx_tile\n")
     without.write_text("processor : 0\nflags\t\t: fpu avx512f avx512_vnni\n")
@@ -83,6 +89,56 @@ def test_cpu_bf16_detection_reads_the_kernel_flags(tmp_path, monkeypatch):
         precision.resolve_precision("fp8", cpu)
     with pytest.raises(PersamError, match="attention mode"):
         precision.resolve_attention("flash", "fp32")
+
+
+def test_the_environment_says_whether_the_cpu_has_native_bf16(tmp_path, monkeypatch):
+    without = tmp_path / "cpuinfo"
+    without.write_text("processor : 0\nflags\t\t: fpu avx512f\n")
+    monkeypatch.setenv(precision.NATIVE_BF16_ENV, "1")
+    assert precision.cpu_has_native_bf16(str(without))
+    assert precision.resolve_precision("auto", torch.device("cpu")) == "bf16"
+    monkeypatch.setenv(precision.NATIVE_BF16_ENV, "0")
+    assert not precision.cpu_has_native_bf16()
+    assert precision.resolve_precision("auto", torch.device("cpu")) == "fp32"
+    monkeypatch.setenv(precision.NATIVE_BF16_ENV, "yes")
+    with pytest.raises(PersamError, match="PERSAM_VIDEO_NATIVE_BF16 must be 1 or 0"):
+        precision.cpu_has_native_bf16()
+
+
+@BF16_MACHINES
+def test_the_default_is_exact_on_every_machine_and_fast_resolves_per_machine(machine_bf16, small_checkpoint):
+    exact = ModelSpec(model_type="small", checkpoint=str(small_checkpoint), device="cpu")
+    model = exact.load(progress=False)
+    assert model.precision == "fp32" and model.numerics == "exact (fp32)"
+    assert all(c.__module__.startswith(("segment_anything", "torch")) for c in classes(model))
+    assert load_sam("small", small_checkpoint, device="cpu").numerics == "exact (fp32)"
+    assert TrackerOptions().fit_mode == "exact"
+    settings = run_settings(TrackerOptions(), exact)
+    assert settings["precision"] == "fp32" and not settings["fused_attention"] and "fast_decoder" not in settings
+
+    fast = ModelSpec.fast(model_type="small", checkpoint=str(small_checkpoint), device="cpu")
+    expected = "bf16" if machine_bf16 else "fp32"
+    assert fast.load(progress=False).numerics == f"{expected}, fused attention, fast decoder"
+    settings = run_settings(TrackerOptions.fast(), fast)
+    assert (settings["precision"], settings["fused_attention"], settings["fast_decoder"]) == (expected, True, True)
+    assert settings["fit_mode"] == "fast"
+    assert ModelSpec.fast(precision="fp32").precision == "fp32"  # a setting given wins
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ([], ("fp32", "auto", "auto", "exact")),
+    (["--fast"], ("auto", "fused", "fast", "fast")),
+    (["--fast", "--precision", "fp32", "--fit-mode", "exact"], ("fp32", "fused", "fast", "exact")),
+    (["--decoder", "fast"], ("fp32", "auto", "fast", "exact")),
+])
+def test_the_fast_flag_sets_what_was_not_given(flags, expected):
+    parser = argparse.ArgumentParser()
+    add_method_options(parser)
+    add_model_options(parser)
+    args = parser.parse_args(flags)
+    spec, options = model_spec(args), tracker_options(args)
+    assert (spec.precision, spec.attention, spec.decoder, options.fit_mode) == expected
+    assert "--fast" in parser.format_help()
 
 
 def test_bf16_encoder_keeps_its_attributes_and_hands_back_float32(small_checkpoint):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import load_tool, run_cli
+from conftest import BF16_MACHINES, load_tool, run_cli
 from test_batch import (FRAMES, MODEL, SIZE, batch_args, kill_when_mid_clip, png_bytes, read_summary,
                         write_manifest)
 
@@ -29,7 +29,8 @@ def csv_and_png_bytes(folder: Path) -> dict:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in files}
 
 
-def test_davis_run_on_ray_gives_the_same_pngs_and_csvs_as_local(small_checkpoint, tmp_path, capsys):
+@BF16_MACHINES
+def test_davis_run_on_ray_gives_the_same_pngs_and_csvs_as_local(machine_bf16, small_checkpoint, tmp_path, capsys):
     root = tmp_path / "davis"
     names = load_tool("synthetic").write_davis_dataset(root, seed=1, n_sequences=3, n_frames=5, size=SIZE,
                                                        objects=(1, 2))

@@ -17,7 +17,7 @@ from persam_video.demo import make_clip
 from persam_video.masks import write_label_png
 from persam_video.resume import read_progress
 
-from conftest import REPO, assert_one_line_error, run_cli, write_frame_folder, write_seed
+from conftest import BF16_MACHINES, REPO, assert_one_line_error, run_cli, write_frame_folder, write_seed
 
 N_FRAMES = 14
 
@@ -70,7 +70,8 @@ def _pngs(folder: Path) -> dict:
     ("backward", ["--mask", "seed10.png", "--frame", "10"], (6, 11)),  # 10..13 forward, then 9..0 backward
     ("correction", ["--prompts", "prompts.json"], (2, 10)),  # the correction on frame 6
 ])
-def test_killed_run_resumes_byte_identical(short_clip, small_checkpoint, tmp_path, capsys, case, extra, kill_range):
+@BF16_MACHINES
+def test_killed_run_resumes_byte_identical(machine_bf16, short_clip, small_checkpoint, tmp_path, capsys, case, extra, kill_range):
     folder, frames = short_clip
     extra = [str(folder / e) if e.endswith((".png", ".json")) else e for e in extra]
     whole, killed = tmp_path / "whole", tmp_path / "killed"

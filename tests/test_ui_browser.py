@@ -31,6 +31,7 @@ from persam_video.cli import main
 from persam_video.demo import make_clip
 from persam_video.export import write_video
 from persam_video.masks import DAVIS_PALETTE, object_ids
+from persam_video.precision import NATIVE_BF16_ENV
 
 import playwright.sync_api as playwright_api  # noqa: E402  (the [test] extra installs it)
 expect = playwright_api.expect
@@ -96,11 +97,15 @@ def demo_clip(tmp_path_factory):
     return video, clip.frames, clip.labels
 
 
-@pytest.fixture(scope="module")
-def server():
-    """The ui command with the bundled model; checks on exit that Ctrl-C removed every session's files."""
-    running = Server(["--model-type", "small", "--max-upload-mb", str(UPLOAD_LIMIT_MB), "--device", "cpu"])
-    yield running
+@pytest.fixture(scope="module", params=[False, True], ids=["cpu-without-bf16", "cpu-with-bf16"])
+def server(request):
+    """The ui command with the bundled model, on a CPU pretended to lack or have native bf16 (the page and
+    the command line replaying it must agree on both); checks on exit that Ctrl-C removed every session's
+    files."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(NATIVE_BF16_ENV, "1" if request.param else "0")  # the server and the replay see it
+        running = Server(["--model-type", "small", "--max-upload-mb", str(UPLOAD_LIMIT_MB), "--device", "cpu"])
+        yield running
     code = running.stop()
     assert code in (0, 130), "".join(running.lines)
     assert not running.root.exists(), f"the session folder {running.root} is left after the server stopped"

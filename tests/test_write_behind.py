@@ -24,7 +24,7 @@ from persam_video.resume import read_progress
 from persam_video.tracker import VideoSegmenter
 from persam_video.writer import LabelWriter, WriteBehind
 
-from conftest import assert_one_line_error, run_cli, write_frame_folder, write_seed
+from conftest import BF16_MACHINES, assert_one_line_error, run_cli, write_frame_folder, write_seed
 
 N_FRAMES = 8
 OPTIONS = TrackerOptions(method="persam")
@@ -99,7 +99,8 @@ def test_a_failed_write_is_raised_once_and_nothing_after_it_is_written_or_record
 
 
 # ----------------------------------------------------------------------------------- the pipeline
-def test_segment_and_run_job_write_the_same_files_with_the_thread_on_and_off(frames, small_model, tmp_path):
+@BF16_MACHINES
+def test_segment_and_run_job_write_the_same_files_with_the_thread_on_and_off(machine_bf16, frames, small_model, tmp_path):
     video, seed, labels = frames
     for on in (False, True):
         summary = segment_video(video, tmp_path / f"segment-{on}", mask_prompts(labels), OPTIONS, small_model,

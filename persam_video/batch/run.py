@@ -17,7 +17,7 @@ from ..errors import PersamError
 from ..models import ModelSpec
 from ..options import TrackerOptions
 from ..prompts import check_reference
-from .executors import Executor, LocalExecutor
+from .executors import Executor, LocalExecutor, remove_temporaries
 from .manifest import ClipTask, load_manifest
 from .markers import MARKER, changed_settings, read_marker, run_settings
 from .summary import DONE, FAILED, SKIPPED, Outcome, SummaryFile
@@ -117,6 +117,7 @@ def run_batch(manifest: Union[str, Path], out: Union[str, Path], options: Tracke
         results.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PersamError(f"cannot create the output folder {results}: {exc.strerror or exc}") from None
+    remove_temporaries(results)  # a summary.csv half-written when an earlier run was killed
     settings = run_settings(options, model)
     if references:
         settings["references"] = [list(pair) for pair in references]

@@ -13,7 +13,10 @@ from typing import Any, List, Optional
 
 from ..errors import PersamError
 from ..models import ModelSpec
-from ..options import OptionError, TrackerOptions, option_fields
+from ..options import FAST_OPTIONS, OptionError, TrackerOptions, option_fields
+from ..precision import FAST_MODEL
+
+FAST = {**FAST_MODEL, **FAST_OPTIONS}  # the settings --fast changes; a flag given explicitly wins
 
 
 def flag_name(name: str) -> str:
@@ -21,21 +24,26 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
-    """One flag per field of ``cls`` (a dataclass built with :func:`persam_video.options.option`)."""
+def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: str) -> argparse._ArgumentGroup:
+    """One flag per field of ``cls`` (a dataclass built with :func:`persam_video.options.option`), in a
+    group titled ``title``, which is returned."""
     group = parser.add_argument_group(title)
     for name, default, meta in option_fields(cls):
         help_text = meta["help"]
         if isinstance(default, bool):
             group.add_argument(flag_name(name), action="store_true", help=help_text)
             continue
-        if default is not None and "(default" not in help_text:
+        if name in FAST:
+            help_text += f" (default: {default}; {FAST[name]} with --fast)"
+            default = None  # unset: filled in by _from_args, so that --fast can tell a given flag
+        elif default is not None and "(default" not in help_text:
             help_text += " (default: %(default)s)"
         kwargs: dict = {"default": default, "help": help_text}
         for key in ("metavar", "choices", "type"):
             if meta.get(key) is not None:
                 kwargs[key] = meta[key]
         group.add_argument(flag_name(name), **kwargs)
+    return group
 
 
 def add_method_options(parser: argparse.ArgumentParser) -> None:
@@ -45,13 +53,23 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """The model's flags (one per :class:`ModelSpec` field) and ``--threads``."""
-    add_dataclass_options(parser, ModelSpec, "model")
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
+    group = add_dataclass_options(parser, ModelSpec, "model")
+    group.add_argument("--fast", action="store_true",
+                        help="the fast path: precision auto (bf16 where the CPU or GPU has it), fused attention, "
+                             "the fast decoder and the fast PerSAM-F fit; masks equal the exact default's to "
+                             "float rounding (IoU >= 0.99 measured), not to the bit. Flags given explicitly win")
+    group.add_argument("--threads", type=int, default=None, metavar="N",
                         help="CPU threads for torch (default: torch's own choice)")
 
 
 def _from_args(cls: type, args: argparse.Namespace) -> Any:
-    return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+    values = {}
+    for f in fields(cls):
+        value = getattr(args, f.name, None)
+        if value is None and f.name in FAST:
+            value = FAST[f.name] if getattr(args, "fast", False) else f.default
+        values[f.name] = value
+    return cls(**values)
 
 
 def tracker_options(args: argparse.Namespace) -> TrackerOptions:
