@@ -25,6 +25,7 @@ from .masks import read_seed
 from .options import TrackerOptions
 from .prompts import PromptSet, check_prompt_set
 from .session import VideoSession
+from .system import adjust_threads
 from .tracker import VideoSegmenter, save_state
 from .writer import LabelWriter, WriteBehind, write_behind as behind
 
@@ -90,6 +91,7 @@ def run_job(job: VideoJob, segmenter: VideoSegmenter, state: Optional[dict] = No
     total = len(job.source)
     try:
         first = job.source.read(job.start)
+        adjust_threads()
         job.writer.write(first.name, segmenter.init(first.image, job.seed, job.ids, state=state))
         with tqdm(total=total - job.start, initial=1, unit="frame", desc=desc, disable=not progress,
                   dynamic_ncols=True) as bar:
@@ -118,6 +120,7 @@ def run_numerics(model, options: TrackerOptions) -> str:
 def _labelled(segmenter: VideoSegmenter, frames, writer: Union[LabelWriter, WriteBehind]):
     """Step the segmenter over ``frames``, writing each label map as it comes."""
     for frame in frames:
+        adjust_threads()
         labels = segmenter.step(frame.image)
         writer.write(frame.name, labels)
         yield frame.index, labels
@@ -164,6 +167,7 @@ def segment_video(video: Union[str, os.PathLike], out_dir: Union[str, os.PathLik
         with tqdm(total=total, initial=resumed, unit="frame", desc=desc, disable=not progress,
                   dynamic_ncols=True) as bar:
             results = session.propagate(direction, state=state, resume=None if saved is None else saved["checkpoint"])
+            adjust_threads()
             for result in results:
                 # the frame counts as done once its PNG is in place (the writer calls ``then`` after the rename);
                 # the checkpoint is copied now, as the session moves on while the writer catches up
@@ -171,6 +175,7 @@ def segment_video(video: Union[str, os.PathLike], out_dir: Union[str, os.PathLik
                                False) if resume else None
                 writer.write(result.name, result.labels, then=then)
                 bar.update(1)
+                adjust_threads()
         writer.close()
     except BaseException:
         writer.abort()  # the frames already handed to the writer are finished (and counted), no temporary stays

@@ -22,7 +22,6 @@ from typing import Callable, Deque, Dict, List, Optional, Sequence
 from ..errors import PersamError
 from ..masks import leftover_temporaries
 from ..processes import Terminated, stop_pool, tie_to_parent
-from ..system import cpu_count
 from .summary import FAILED, Outcome
 from .worker import ClipWorker, WorkerSpec, WorkItem, describe
 
@@ -47,8 +46,8 @@ class Executor:
         raise NotImplementedError
 
     def worker_spec(self, spec: WorkerSpec) -> WorkerSpec:
-        """``spec`` with the thread count of one of ``workers`` workers: the one given, else CPUs // workers."""
-        return replace(spec, threads=worker_threads(self.workers, spec.threads))
+        """``spec`` for one of ``workers`` workers (without a thread count, each takes at most CPUs // workers)."""
+        return replace(spec, workers=self.workers)
 
     def retry_or_fail(self, item: WorkItem, why: str, queue: Deque[WorkItem], report: Report) -> None:
         """A worker died under ``item``: queue it again, or report it failed once out of retries."""
@@ -57,11 +56,6 @@ class Executor:
         else:
             report(Outcome(item.task.name, FAILED, attempts=item.attempt,
                            error=f"{why} ({item.attempt} attempts)"))
-
-
-def worker_threads(workers: int, threads: Optional[int]) -> int:
-    """Torch threads per worker: ``threads`` if given, else max(1, CPUs // workers)."""
-    return threads if threads else max(1, cpu_count() // workers)
 
 
 class LocalExecutor(Executor):

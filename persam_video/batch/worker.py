@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import torch
-
 from ..errors import PersamError, error_line
 from ..masks import read_label_png, select_objects
 from ..models import ModelSpec
 from ..options import TrackerOptions
 from ..pipeline import RunSummary, prepare_job, run_job, segment_video
 from ..prompts import Prompt, PromptSet, Reference, load_prompts, references_from_files
+from ..system import set_threads
 from ..tracker import VideoSegmenter
 from .manifest import ClipTask
 from .markers import clear_partial, write_marker
@@ -29,14 +28,16 @@ from .summary import DONE, FAILED, Outcome
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What every worker of a run shares: the model, the tracker options, torch's thread count
-    (None: torch's own choice), frames decoded ahead, and (image, mask) reference files for all clips."""
+    """What every worker of a run shares: the model, the tracker options, torch's thread count (None:
+    the CPUs free of other work, at most CPUs // ``workers``), frames decoded ahead, (image, mask)
+    reference files for all clips, and how many workers run at once."""
 
     model: ModelSpec
     options: TrackerOptions
     threads: Optional[int] = None
     read_ahead: int = 4
     references: Tuple[Tuple[str, str], ...] = ()
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,7 @@ class ClipWorker:
     def __init__(self, spec: WorkerSpec, progress: bool = False) -> None:
         self.spec = spec
         self.progress = progress
-        if spec.threads:
-            torch.set_num_threads(spec.threads)
+        set_threads(spec.threads, spec.workers)
         self.model = spec.model.load(progress=progress)
         self._references: Optional[List[Reference]] = None
 

@@ -15,6 +15,7 @@ from ..errors import PersamError
 from ..models import ModelSpec
 from ..options import FAST_OPTIONS, OptionError, TrackerOptions, option_fields
 from ..precision import FAST_MODEL
+from ..system import set_threads
 
 FAST = {**FAST_MODEL, **FAST_OPTIONS}  # the settings --fast changes; a flag given explicitly wins
 
@@ -59,7 +60,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                              "the fast decoder and the fast PerSAM-F fit; masks equal the exact default's to "
                              "float rounding (IoU >= 0.99 measured), not to the bit. Flags given explicitly win")
     group.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="CPU threads for torch (default: torch's own choice)")
+                       help="CPU threads for torch (default: the CPUs this process may use, fewer while other "
+                            "programs keep them busy, re-checked every half second)")
 
 
 def _from_args(cls: type, args: argparse.Namespace) -> Any:
@@ -112,10 +114,8 @@ def add_write_behind(parser: argparse.ArgumentParser) -> None:
 
 
 def load_model(args: argparse.Namespace, progress: bool = True):
-    """Set the thread count, then load the model the flags name."""
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
+    """Set the thread policy (``--threads`` or the automatic one), then load the model the flags name."""
+    set_threads(args.threads)
     return model_spec(args).load(progress=progress)
 
 
