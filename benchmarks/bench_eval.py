@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from persam_video.davis.evaluate import evaluate
-from persam_video.masks import write_label_png
+from persam_video.io.masks import write_label_png
 
 HEIGHT, WIDTH, FRAMES = 480, 854, 30
 OBJECTS = {"bench-a": 2, "bench-b": 3, "bench-c": 3}

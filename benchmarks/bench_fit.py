@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from persam_video import persam
-from persam_video.demo import make_clip
-from persam_video.models import BUNDLED_DIR, build_model, load_sam
+from persam_video.demo_clip import make_clip
+from persam_video.model.loading import BUNDLED_DIR, build_model, load_sam
 from persam_video.options import TrackerOptions
-from persam_video.tracker import VideoSegmenter
+from persam_video.tracking.segmenter import VideoSegmenter
 
 SIZE = (480, 854)
 
@@ -40,7 +40,7 @@ def fit_rerunning_the_decoder(decode: Callable[[], torch.Tensor], target: torch.
                               lr: float = 4e-4) -> torch.Tensor:
     """``persam.fit_scale_weights`` as the public recipe runs it: ``decode()`` gives the three
     full-resolution logits (N, 3, H, W) afresh in every iteration. The same optimiser, schedule
-    and losses; with SAM frozen and fixed prompts it gives the same weights (tests/test_persam.py)."""
+    and losses; with SAM frozen and fixed prompts it gives the same weights (tests/persam/test_persam.py)."""
     target = target.float()
     weights = torch.nn.Parameter(torch.full((target.shape[0], 2), 1 / 3, device=target.device))
     optimizer = torch.optim.AdamW([weights], lr=lr, eps=1e-4)
@@ -59,7 +59,7 @@ def fit_inputs(model, n_objects: int):
     """The seeded tracker's fitting prompts, cached logits and targets for one synthetic frame."""
     clip = make_clip(seed=40 + n_objects, n_frames=1, size=SIZE, n_objects=n_objects, camera_motion=False)
     seg = VideoSegmenter(model, TrackerOptions(method="persam"))
-    seg.init(clip.frames[0], clip.labels[0])
+    seg.seed_frame(clip.frames[0], clip.labels[0])
     live = [o for o in seg.objects if o.feature is not None and o.box is not None]
     maps = persam.confidence_maps(seg.predictor, torch.stack([o.feature for o in live]))
     points = persam.top_points(maps, 1)

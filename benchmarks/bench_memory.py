@@ -9,7 +9,7 @@ The target is a flat peak: memory must not grow with the number of frames.
 
     python benchmarks/bench_memory.py [--lengths 100,1000] [--size 240x320] [--method persam]
 
-The model is the bundled 'small' SAM if ``persam_video/weights/small_sam.pth`` exists,
+The model is the bundled 'small' SAM if ``persam_video/model/weights/small_sam.pth`` exists,
 otherwise a seeded random-weight 'small' checkpoint written to the temporary folder.
 """
 from __future__ import annotations
@@ -28,8 +28,8 @@ from pathlib import Path
 import imageio.v2 as iio2
 import torch
 
-from persam_video.masks import write_label_png
-from persam_video.models import BUNDLED_DIR
+from persam_video.io.masks import write_label_png
+from persam_video.model.loading import BUNDLED_DIR
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 from synthetic import iter_clip  # noqa: E402  (tools/synthetic.py)
@@ -66,7 +66,8 @@ def child(argv) -> None:
     began = time.perf_counter()
     code = main(argv)
     seconds = time.perf_counter() - began
-    print(json.dumps({"code": code, "seconds": seconds, "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    print(json.dumps({"code": code, "seconds": seconds,
+                      "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                       "vmhwm_kib": vm_hwm_kib()}))
 
 
@@ -74,7 +75,7 @@ def small_checkpoint(folder: Path) -> list:
     """Checkpoint arguments: the bundled small weights if present, else seeded random ones."""
     if (BUNDLED_DIR / "small_sam.pth").is_file():
         return []
-    from persam_video.small_model import build_small_sam
+    from persam_video.model.small import build_small_sam
 
     path = folder / "small_random.pth"
     torch.manual_seed(0)
@@ -118,7 +119,8 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{args.threads or 'default'} torch threads in the child, python {platform.python_version()}")
     print(f"clip {h}x{w}, method {args.method}, model small, device cpu\n")
-    print("| frames | masks written | peak RSS (ru_maxrss) | peak RSS (VmHWM) | segment time | per frame | mp4 written in |")
+    print("| frames | masks written | peak RSS (ru_maxrss) | peak RSS (VmHWM) | segment time | per frame "
+          "| mp4 written in |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for n, masks, r, written in rows:
         print(f"| {n} | {masks} | {r['maxrss_kib'] / 1024:.1f} MiB | {r['vmhwm_kib'] / 1024:.1f} MiB | "

@@ -2,7 +2,7 @@
 decoding, writing; for 1, 3 and 5 objects, PerSAM and PerSAM-F.
 
 A synthetic 480x854 clip (``make_clip``) is written as JPEG frames plus the first frame's
-label PNG, then run through ``prepare_job`` / ``run_job`` exactly like ``persam-video
+label PNG, then run through ``segment_video`` exactly like ``persam-video
 segment``. Encoder and decoder times come from the tracker's own timings, writing is the time
 the run waits for the label writer (its ``write`` and final ``close``: with ``--write-behind on``,
 the default as in ``segment``, the PNGs are written on a background thread and this is only
@@ -16,7 +16,7 @@ physical floor of this method.
     python benchmarks/bench_pipeline.py [--frames 8] [--objects 1,3,5] [--model-type small|vit_b]
                                         [--fit-iterations 800] [--threads N] [--write-behind on|off|both]
 
-Model: the bundled 'small' SAM if ``persam_video/weights/small_sam.pth`` exists, else the
+Model: the bundled 'small' SAM if ``persam_video/model/weights/small_sam.pth`` exists, else the
 'small' architecture with seeded random weights built in-process; ``--model-type vit_b``
 builds Meta's ViT-B SAM with random weights (real architecture and cost, meaningless masks).
 """
@@ -33,12 +33,12 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from persam_video.demo import make_clip
-from persam_video.masks import write_label_png
-from persam_video.models import BUNDLED_DIR, build_model, load_sam
-from persam_video.pipeline import prepare_job, run_job
+from persam_video import pipeline
+from persam_video.demo_clip import make_clip
+from persam_video.io.masks import write_label_png
+from persam_video.model.loading import BUNDLED_DIR, build_model, load_sam
 from persam_video.options import TrackerOptions
-from persam_video.tracker import VideoSegmenter
+from persam_video.tracking.prompts import mask_prompts
 
 SIZE = (480, 854)
 
@@ -64,8 +64,7 @@ def write_clip(folder: Path, n_frames: int, n_objects: int, seed: int) -> Path:
 
 def measure(model, frames: Path, seed: Path, out: Path, method: str, fit_iterations: int,
             write_behind: bool = True) -> dict:
-    """Run one clip through the pipeline; seconds per stage."""
-    job = prepare_job(frames, seed, out, write_behind=write_behind)
+    """Run one clip through the pipeline (``segment_video``, forward from the seed); seconds per stage."""
     spent = {"writing": 0.0}
 
     def timed(call):
@@ -77,9 +76,19 @@ def measure(model, frames: Path, seed: Path, out: Path, method: str, fit_iterati
                 spent["writing"] += time.perf_counter() - t0
         return wrapper
 
-    job.writer.write, job.writer.close = timed(job.writer.write), timed(job.writer.close)
-    segmenter = VideoSegmenter(model, TrackerOptions(method=method, fit_iterations=fit_iterations))
-    summary = run_job(job, segmenter, progress=False)
+    def timed_writer(writer, on):
+        made = real_behind(writer, on)
+        made.write, made.close = timed(made.write), timed(made.close)
+        return made
+
+    real_behind = pipeline.behind
+    pipeline.behind = timed_writer  # the time spent handing PNGs to the writer and writing them
+    try:
+        summary = pipeline.segment_video(frames, out, mask_prompts(seed),
+                                         TrackerOptions(method=method, fit_iterations=fit_iterations), model,
+                                         direction="forward", resume=False, progress=False, write_behind=write_behind)
+    finally:
+        pipeline.behind = real_behind
     busy = summary.encoder + summary.decoder + summary.fit + spent["writing"]
     return {"frames": summary.frames, "objects": len(summary.objects), "seconds": summary.seconds,
             "encoder": summary.encoder, "decoder": summary.decoder, "fit": summary.fit,

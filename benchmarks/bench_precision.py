@@ -34,10 +34,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pipeline import SIZE, load_model  # noqa: E402
 
-from persam_video.demo import make_clip  # noqa: E402
-from persam_video.options import TrackerOptions  # noqa: E402
-from persam_video.precision import apply_precision  # noqa: E402
-from persam_video.tracker import VideoSegmenter  # noqa: E402
+from persam_video.demo_clip import make_clip
+from persam_video.model.fast_path import apply_precision
+from persam_video.options import TrackerOptions
+from persam_video.tracking.segmenter import VideoSegmenter
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -51,7 +51,7 @@ def run(model, settings, clip, method: str) -> dict:
     segmenters, out = {}, {}
     for name in settings:
         seg = VideoSegmenter(model[name], TrackerOptions(method=method, fit_iterations=100))
-        seg.init(clip.frames[0], clip.labels[0])
+        seg.seed_frame(clip.frames[0], clip.labels[0])
         segmenters[name] = seg
         out[name] = {"encoder": [], "decoder": [], "labels": []}
     for frame in clip.frames[1:]:

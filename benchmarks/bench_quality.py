@@ -38,11 +38,11 @@ import torch
 
 from persam_video.cli import main as cli_main
 from persam_video.davis.layout import DavisLayout
-from persam_video.frames import open_frames
-from persam_video.masks import object_ids, read_label_png
-from persam_video.models import bundled_checkpoint, load_sam, sha256_of
+from persam_video.io.frames import open_frames
+from persam_video.io.masks import object_ids, read_label_png
+from persam_video.io.writer import LabelWriter
+from persam_video.model.loading import bundled_checkpoint, load_sam, sha256_of
 from persam_video.persam import label_map, tight_box, widen_box
-from persam_video.writer import LabelWriter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 from synthetic import write_davis_dataset  # noqa: E402  (tools/synthetic.py)
@@ -159,10 +159,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--size", default="480x854", help="HxW of the synthetic frames")
     parser.add_argument("--seed", type=int, default=20261126, help="dataset seed (not the training seed)")
-    parser.add_argument("--configs", default="all", help="comma-separated indices into the table, or none (default all)")
+    parser.add_argument("--configs", default="all",
+                        help="comma-separated indices into the table, or none (default all)")
     parser.add_argument("--checkpoint", help="another checkpoint for --model-type small (default: bundled)")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--no-references", action="store_true", help="leave out the reference rows (true masks, ground-truth boxes)")
+    parser.add_argument("--no-references", action="store_true",
+                        help="leave out the reference rows (true masks, ground-truth boxes)")
     parser.add_argument("--keep", metavar="DIR", help="write data and results here instead of a temp folder")
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.lower().split("x"))

@@ -51,10 +51,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pipeline import SIZE, load_model, write_clip
 
 from persam_video.errors import PersamError
-from persam_video.masks import object_ids, read_label_png
+from persam_video.io.masks import object_ids, read_label_png
+from persam_video.model.fast_path import apply_precision
 from persam_video.options import TrackerOptions
-from persam_video.precision import apply_precision
-from persam_video.tracker import VideoSegmenter
+from persam_video.tracking.segmenter import VideoSegmenter
 
 SAM2_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 INSTALL_HINT = ("bench_sam2: the 'sam2' package is not importable; install it (a benchmark-only dependency) e.g. "
@@ -122,7 +122,7 @@ class PersamTrack:
         self.segmenter = VideoSegmenter(model, TrackerOptions(method="persam"))
         self.frames = iter(frames[1:])
         t0 = time.perf_counter()
-        self.segmenter.init(frames[0], seed)
+        self.segmenter.seed_frame(frames[0], seed)
         self.seed_seconds = time.perf_counter() - t0
 
     def step(self) -> dict[str, float]:
@@ -190,11 +190,13 @@ def main() -> None:
     print(f"clip {SIZE[0]}x{SIZE[1]}, {args.objects} objects seeded by their masks on frame 0, {args.frames} frames "
           f"({args.frames - 1} tracked), random weights, run interleaved frame by frame; "
           f"load average before {load_before}, after {load_after}")
-    print(f"SAM2 read and resized the {args.frames} JPEG frames in {trackers['SAM2.1-tiny video predictor'].loading:.1f} s "
+    print(f"SAM2 read and resized the {args.frames} JPEG frames in "
+          f"{trackers['SAM2.1-tiny video predictor'].loading:.1f} s "
           f"(init_state, not counted below)\n")
     tail = min(2, args.frames - 1)
     print("| model | seed frame s | encoder s/frame | rest s/frame (memory + decoding) | s/frame (mean) | "
-          f"first tracked frame s | last {tail} frames s | SAM2 / this (mean s/frame) | SAM2 / this (median per frame) |")
+          f"first tracked frame s | last {tail} frames s | SAM2 / this (mean s/frame) | "
+          "SAM2 / this (median per frame) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     sam2_rows = times["SAM2.1-tiny video predictor"]
     sam2_mean = statistics.mean(t["total"] for t in sam2_rows)

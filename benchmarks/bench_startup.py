@@ -9,7 +9,7 @@ the first frame, seeded the objects and written the result). Import times are me
 fresh processes too: ``torch`` alone, ``torch`` + ``torchvision`` (what segment_anything's
 package ``__init__`` imports), and ``persam_video.cli``. The rows marked "eager" set
 ``PERSAM_VIDEO_EAGER_IMPORTS=1``: segment_anything is imported whole, torchvision with it, as
-before persam_video deferred its ``__init__`` (``persam_video/sam_import.py``). Medians of
+before persam_video deferred its ``__init__`` (``persam_video/model/sam_import.py``). Medians of
 ``--repeats`` runs; the load average is printed beside them (start-up times are sensitive to
 other processes).
 
@@ -31,8 +31,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from persam_video.demo import make_clip
-from persam_video.masks import write_label_png
+from persam_video.demo_clip import make_clip
+from persam_video.io.masks import write_label_png
 
 EAGER_ENV = "PERSAM_VIDEO_EAGER_IMPORTS"
 IMPORTS = {"torch": ("import torch", False), "torch + torchvision": ("import torch, torchvision", False),

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from persam_video.system import cpu_count
+from persam_video.runtime.system import cpu_count
 
 
 def spin() -> None:
@@ -102,7 +102,7 @@ def main() -> None:
           f"medians of {args.repeats} interleaved runs")
     for condition in conditions:
         print(f"\n{condition} (1-min load average {loads[condition][0]:.1f} before, {loads[condition][1]:.1f} after)")
-        print(f"| command | setting | seconds (median) | / --threads 1 | / best |")
+        print("| command | setting | seconds (median) | / --threads 1 | / best |")
         print("|---|---|---:|---:|---:|")
         for name in runs:
             medians = {label: statistics.median(results[(condition, name, label)]) for label in settings}

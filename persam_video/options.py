@@ -92,7 +92,7 @@ class TrackerOptions:
     fit_mode: str = option(
         "exact", "PerSAM-F fit: 'exact' takes the loss over every pixel (the public recipe); 'fast' over the "
                  "pixels near the object plus a weighted lattice of the background, several times faster, "
-                 "weights equal to about 1e-6 on the synthetic clips measured", choices=FIT_MODES)
+                 "the same weights to float rounding", choices=FIT_MODES)
 
     @classmethod
     def fast(cls, **settings: Any) -> "TrackerOptions":

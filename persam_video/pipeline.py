@@ -1,9 +1,8 @@
-"""Reader -> tracker -> writer for one video: the jobs behind ``persam-video segment``.
+"""Reader -> tracker -> writer for one video: :func:`segment_video`, the one way every command runs a video.
 
-:func:`segment_video` runs a :class:`~persam_video.prompts.PromptSet` (clicks, boxes, masks on any
-frames, references) through a :class:`~persam_video.session.VideoSession`, both directions, and
-resumes a killed run (:mod:`persam_video.resume`); :func:`prepare_job` / :func:`run_job` are the
-one-mask, forward-only job that ``davis run`` and ``demo`` use.
+It runs a :class:`~persam_video.tracking.prompts.PromptSet` (clicks, boxes, masks on any frames,
+references) through a :class:`~persam_video.tracking.session.VideoSession`, in one direction or both,
+writes one label PNG per frame, and resumes a killed run (:mod:`persam_video.progress`).
 """
 from __future__ import annotations
 
@@ -12,22 +11,20 @@ import os
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import List, Optional, Sequence, Union
-
-import numpy as np
+from typing import Optional, Sequence, Union
 
 from tqdm.auto import tqdm
 
-from . import resume as progress_file
-from .errors import PersamError
-from .frames import FrameSource, open_frames
-from .masks import read_seed
+from . import progress as progress_file
+from .io.files import remove_temporaries
+from .io.frames import open_frames
+from .io.writer import LabelWriter
+from .io.writer import write_behind as behind
 from .options import TrackerOptions
-from .prompts import PromptSet, check_prompt_set
-from .session import VideoSession
-from .system import adjust_threads
-from .tracker import VideoSegmenter, save_state
-from .writer import LabelWriter, WriteBehind, write_behind as behind
+from .runtime.system import adjust_threads
+from .tracking.prompts import PromptSet, check_prompt_set
+from .tracking.session import VideoSession
+from .tracking.state import save_state
 
 
 @dataclass
@@ -55,77 +52,6 @@ class RunSummary:
                 (f"; resumed after {self.resumed} frames written before" if self.resumed else ""))
 
 
-@dataclass
-class VideoJob:
-    """A checked video run: frames, seed, output folder. Build it with :func:`prepare_job`."""
-
-    source: FrameSource
-    seed: np.ndarray
-    ids: List[int]
-    writer: Union[LabelWriter, WriteBehind]
-    start: int = 0
-
-
-def prepare_job(video: Union[str, os.PathLike], mask: Union[str, os.PathLike], out_dir: Union[str, os.PathLike],
-                objects: Optional[Sequence[int]] = None, start: int = 0, read_ahead: int = 4,
-                write_behind: bool = True) -> VideoJob:
-    """Open and check every input (video, mask, ids, start frame, output folder) before any model work.
-    ``write_behind``: the PNGs are written on a background thread while the next frame is tracked
-    (:class:`~persam_video.writer.WriteBehind`; the same files either way)."""
-    source = open_frames(video, read_ahead=read_ahead)
-    total = len(source)
-    if not 0 <= start < total:
-        raise PersamError(f"the start frame {start} is outside the video, which has {total} frames (0..{total - 1})")
-    seed, ids = read_seed(mask, source.size, objects)
-    return VideoJob(source=source, seed=seed, ids=ids, writer=behind(LabelWriter(out_dir), write_behind), start=start)
-
-
-def run_job(job: VideoJob, segmenter: VideoSegmenter, state: Optional[dict] = None, progress: bool = True,
-            desc: str = "segmenting") -> RunSummary:
-    """Seed ``segmenter`` on the start frame and write every later frame's labels.
-
-    The start frame's PNG is the seed itself (restricted to the chosen objects). Every PNG is
-    written atomically, so a failure part-way leaves only complete files behind.
-    """
-    began = time.perf_counter()
-    total = len(job.source)
-    try:
-        first = job.source.read(job.start)
-        adjust_threads()
-        job.writer.write(first.name, segmenter.init(first.image, job.seed, job.ids, state=state))
-        with tqdm(total=total - job.start, initial=1, unit="frame", desc=desc, disable=not progress,
-                  dynamic_ncols=True) as bar:
-            for _ in _labelled(segmenter, job.source.frames(job.start + 1), job.writer):
-                bar.update(1)
-        job.writer.close()
-    except BaseException:
-        job.writer.abort()  # the frames already handed to the writer are finished, no temporary stays
-        raise
-    seconds = time.perf_counter() - began
-    t = segmenter.timings
-    return RunSummary(frames=job.writer.written, objects=job.ids, seconds=seconds, encoder=t.encoder,
-                      decoder=t.decoder, fit=t.fit,
-                      reading_writing=max(seconds - t.encoder - t.decoder - t.fit, 0.0),
-                      numerics=run_numerics(segmenter.model, segmenter.options))
-
-
-def run_numerics(model, options: TrackerOptions) -> str:
-    """The summary's words for the path a run took: the model's numerics, and the fit's where it fits."""
-    words = getattr(model, "numerics", "")
-    if options.method == "persam-f":
-        words += f", {options.fit_mode} fit"
-    return words
-
-
-def _labelled(segmenter: VideoSegmenter, frames, writer: Union[LabelWriter, WriteBehind]):
-    """Step the segmenter over ``frames``, writing each label map as it comes."""
-    for frame in frames:
-        adjust_threads()
-        labels = segmenter.step(frame.image)
-        writer.write(frame.name, labels)
-        yield frame.index, labels
-
-
 def segment_video(video: Union[str, os.PathLike], out_dir: Union[str, os.PathLike], prompts: PromptSet,
                   options: TrackerOptions, model, *, direction: str = "both", resume: bool = True,
                   restart: bool = False, read_ahead: int = 4, progress: bool = True, state: Optional[dict] = None,
@@ -135,13 +61,13 @@ def segment_video(video: Union[str, os.PathLike], out_dir: Union[str, os.PathLik
     (forward from the earliest prompted frame, then, with ``direction="both"``, backward to frame 0).
 
     Everything is checked before anything is written. With ``resume``, progress is saved after every
-    frame (:mod:`persam_video.resume`) and a run of the same job killed part-way continues after its last
+    frame (:mod:`persam_video.progress`) and a run of the same job killed part-way continues after its last
     counted frame, byte-identical to an uninterrupted run; a folder holding a run with other inputs is
-    refused (:class:`~persam_video.resume.ResumeMismatch`) unless ``restart``. ``state`` (from
-    :func:`persam_video.tracker.load_state`) supplies fitted targets and weights; ``state_out`` is where
-    the fitted state is saved (:func:`persam_video.tracker.save_state`) after the run. With ``write_behind``
+    refused (:class:`~persam_video.progress.ResumeMismatch`) unless ``restart``. ``state`` (from
+    :func:`persam_video.tracking.state.load_state`) supplies fitted targets and weights; ``state_out`` is where
+    the fitted state is saved (:func:`persam_video.tracking.state.save_state`) after the run. With ``write_behind``
     the PNGs (and the progress after each) are written on a background thread while the next frame is
-    tracked (:class:`~persam_video.writer.WriteBehind`): the same files, and a frame's progress is saved
+    tracked (:class:`~persam_video.io.writer.WriteBehind`): the same files, and a frame's progress is saved
     only once its PNG is in place."""
     began = time.perf_counter()
     source = open_frames(video, read_ahead=read_ahead)
@@ -153,7 +79,7 @@ def segment_video(video: Union[str, os.PathLike], out_dir: Union[str, os.PathLik
     session = VideoSession(model, source, options)
     session.add_prompt_set(prompts)
     writer = behind(LabelWriter(out_dir), write_behind)
-    progress_file.remove_temporaries(out_dir)
+    remove_temporaries(out_dir)
     if restart or not resume:
         progress_file.remove_progress(out_dir)
     ids = session.object_ids
@@ -189,6 +115,14 @@ def segment_video(video: Union[str, os.PathLike], out_dir: Union[str, os.PathLik
     return RunSummary(frames=writer.written, objects=ids, seconds=seconds, encoder=t.encoder, decoder=t.decoder,
                       fit=t.fit, reading_writing=max(seconds - t.encoder - t.decoder - t.fit, 0.0), resumed=resumed,
                       numerics=run_numerics(model, options))
+
+
+def run_numerics(model, options: TrackerOptions) -> str:
+    """The summary's words for the path a run took: the model's numerics, and the fit's where it fits."""
+    words = getattr(model, "numerics", "")
+    if options.method == "persam-f":
+        words += f", {options.fit_mode} fit"
+    return words
 
 
 def _counted(saved: dict) -> int:

@@ -1,10 +1,10 @@
-"""The demo's clip generator (persam_video.demo): seeded, exact labels, every texture and shape."""
+"""The demo's clip generator (persam_video.demo_clip): seeded, exact labels, every texture and shape."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from persam_video.demo import SHAPE_KINDS, TEXTURE_KINDS, make_clip, random_shape, random_texture, shape_mask
+from persam_video.demo_clip import SHAPE_KINDS, TEXTURE_KINDS, make_clip, random_shape, random_texture, shape_mask
 
 SIZE = (72, 112)
 

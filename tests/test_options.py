@@ -10,7 +10,7 @@ from persam_video.cli import davis as davis_cli
 from persam_video.cli import demo as demo_cli
 from persam_video.cli import segment as segment_cli
 from persam_video.cli.common import flag_name
-from persam_video.models import ModelSpec
+from persam_video.model.loading import ModelSpec
 from persam_video.options import OptionError, TrackerOptions, option_fields
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train the project's small SAM (persam_video.small_model) on procedural images, on CPU.
+"""Train the project's small SAM (persam_video.model.small) on procedural images, on CPU.
 
 Data: every step renders fresh textured scenes (tools/synthetic.py's render_scene) at the
 model's input size (sometimes non-square and zero-padded, as SAM's predictor pads frames);
@@ -27,7 +27,7 @@ Examples::
     python tools/train_small_sam.py --run main --resume            # continue after a kill
     python tools/train_small_sam.py --run main --resume --extend-to 6000   # ... and train longer
     python tools/train_small_sam.py --run main --eval              # mIoU on held-out images
-    python tools/train_small_sam.py --run main --export            # write persam_video/weights/
+    python tools/train_small_sam.py --run main --export            # write persam_video/model/weights/
     python tools/train_small_sam.py --run b --init a.pth --seed 2 ...  # a stage on other weights
     python tools/model_bars.py --checkpoint FILE     # the bundled model's quality bars for FILE
     python tools/loss_curve.py main                  # the run's loss curve (table, --csv, --png)
@@ -59,13 +59,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))  # synthetic.py, when loaded from elsewhere (tests)
 
-from persam_video.masks import atomic_write  # noqa: E402
-from persam_video.models import sha256_of  # noqa: E402
-from persam_video.small_model import SMALL_CONFIG, SmallSamConfig, build_small_sam  # noqa: E402
 from synthetic import iter_clip, render_scene  # noqa: E402
 
+from persam_video.io.files import atomic_write  # noqa: E402 - must follow the sys.path line
+from persam_video.model.loading import sha256_of  # noqa: E402 - must follow the sys.path line
+from persam_video.model.small import SMALL_CONFIG, SmallSamConfig, build_small_sam  # noqa: E402 - after sys.path
+
 RUNS_DIR = ROOT / "tools" / "train_runs"
-WEIGHTS = ROOT / "persam_video" / "weights" / "small_sam.pth"
+WEIGHTS = ROOT / "persam_video" / "model" / "weights" / "small_sam.pth"
 EVAL_SEED = 987_654_321  # held-out images: never used for training (training uses (seed, step))
 
 # pass-1 prompt mixes (--prompt-mix), prompt mode -> probability: "sam" is SAM's kinds of
@@ -410,7 +411,8 @@ def loss_weights(step: Optional[int], warm: int) -> Tuple[float, float]:
 
 def prompt_losses(low: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor, multimask: torch.Tensor,
                   both: bool = False, focal_weight: float = 20.0, gamma: float = 2.0,
-                  every: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                  every: Optional[torch.Tensor] = None
+                  ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-prompt losses. ``low`` (P, 4, h, w) logits, ``gt`` (P, h, w) soft targets.
 
     Single-mask prompts train output 0; multimask prompts the min-loss output of 1..3;
@@ -466,7 +468,8 @@ def train_step(model, rng: np.random.Generator, size: int, prompts_per_image: in
         if len(ids) >= prompts_per_image:
             chosen = [ids[i] for i in rng.permutation(len(ids))[:prompts_per_image]]
         else:
-            chosen = list(rng.permutation(ids)) + [ids[int(i)] for i in rng.integers(len(ids), size=prompts_per_image - len(ids))]
+            chosen = list(rng.permutation(ids)) + [ids[int(i)]
+                                                   for i in rng.integers(len(ids), size=prompts_per_image - len(ids))]
         masks = [labels == k for k in chosen]
         gt = torch.from_numpy(np.stack([cv2.resize(m.astype(np.float32), (grid4, grid4), interpolation=cv2.INTER_AREA)
                                         for m in masks]))
@@ -653,8 +656,8 @@ def _train(args: argparse.Namespace, rank: int, world: int) -> Path:
     if args.resume:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         saved = ckpt["args"]
-        for key in ("steps", "hires_from", "img_size", "size_schedule", "loss_warm", "seed", "lr", "warmup", "weight_decay", "prompts",
-                    "images", "max_objects", "clip"):
+        for key in ("steps", "hires_from", "img_size", "size_schedule", "loss_warm", "seed", "lr", "warmup",
+                    "weight_decay", "prompts", "images", "max_objects", "clip"):
             setattr(args, key, saved[key])  # the schedule of a run is fixed when it starts
         args.prompt_mix = saved.get("prompt_mix", "sam")  # runs from before the option: "sam"
         args.iou_weight = saved.get("iou_weight", 1.0)  # ... and before this one: SAM's 1
@@ -716,7 +719,8 @@ def _train(args: argparse.Namespace, rank: int, world: int) -> Path:
 
     model.train()
     last_save = time.time()
-    bar = tqdm(total=args.steps, initial=step, desc=f"train {args.run}" + (f" ({world} processes)" if world > 1 else ""),
+    bar = tqdm(total=args.steps, initial=step,
+               desc=f"train {args.run}" + (f" ({world} processes)" if world > 1 else ""),
                dynamic_ncols=True, mininterval=args.bar_interval, disable=not lead)
     say = bar.write if lead else (lambda message: None)
     log_file = open(log_path, "a", newline="") if lead else None
@@ -905,7 +909,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1,
                    help="training processes, data parallel: each renders and trains its share of a step's "
                         "--images, gradients averaged (2 on 2 cores: 1.7x one single-thread process at 512 px, "
-                        "where 2 threads give 1.35x). Part of the run: the data of a step depends on it, a resumed run keeps it")
+                        "where 2 threads give 1.35x). Part of the run: the data of a step depends on it, "
+                        "a resumed run keeps it")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads per process (default: the CPU count / --workers)")
     p.add_argument("--runs-dir", default=None, help="where runs are kept (default tools/train_runs)")
@@ -929,7 +934,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="evaluate at this input size (default: the final size, as exported)")
     p.add_argument("--export", action="store_true", help=f"write {WEIGHTS.relative_to(ROOT)} and its .sha256")
     p.add_argument("--export-to", default=None, help="export to this path instead")
-    p.add_argument("--weights", default=None, help="for --eval/--export: a checkpoint or state_dict instead of the run's")
+    p.add_argument("--weights", default=None,
+                   help="for --eval/--export: a checkpoint or state_dict instead of the run's")
     p.add_argument("--no-train", action="store_true", help="only --eval/--export, even if the run is not finished")
     return p.parse_args(argv)
 

@@ -3,9 +3,9 @@
 ``run_batch`` is behind ``persam-video batch``; ``run_clips`` (a list of clip tasks on an
 executor, resumably) is also behind ``davis run``. See docs/batch.md.
 """
-from .executors import EXECUTORS, Executor, LocalExecutor, make_executor
+from .executors import Executor, LocalExecutor
 from .manifest import ClipTask, load_manifest
-from .run import BatchRun, run_batch, run_clips
+from .run import EXECUTORS, BatchRun, make_executor, run_batch, run_clips
 from .summary import Outcome
 from .worker import WorkerSpec
 

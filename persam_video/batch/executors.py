@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Callable, Deque, Dict, List, Optional, Sequence
 
 from ..errors import PersamError
-from ..masks import leftover_temporaries
-from ..processes import Terminated, stop_pool, tie_to_parent
+from ..io.files import remove_temporaries
+from ..runtime.processes import Terminated, stop_pool, tie_to_parent
 from .summary import FAILED, Outcome
 from .worker import ClipWorker, WorkerSpec, WorkItem, describe
 
 Report = Callable[[Outcome], None]
-EXECUTORS = ("local", "ray")
 DEFAULT_RETRIES = 2
 
 
@@ -101,19 +100,13 @@ class LocalExecutor(Executor):
         except (KeyboardInterrupt, Terminated):
             stop_pool(pool)
             for item in running.values():
-                remove_temporaries(Path(item.task.out))
+                with contextlib.suppress(PersamError):  # best effort while stopping: the interrupt goes on
+                    remove_temporaries(Path(item.task.out))
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         for item in reversed(lost):
             self.retry_or_fail(item, "its worker process died", queue, report)
-
-
-def remove_temporaries(folder: Path) -> None:
-    """Delete the hidden temporary files of :func:`persam_video.masks.atomic_write` left in ``folder``."""
-    for path in leftover_temporaries(folder):
-        with contextlib.suppress(OSError):
-            path.unlink()
 
 
 _POOL_WORKER: Optional[ClipWorker] = None
@@ -135,20 +128,3 @@ def _run_in_pool(item: WorkItem) -> Outcome:
     if _POOL_WORKER is None:
         return Outcome(item.task.name, FAILED, attempts=item.attempt, error=_LOAD_ERROR or "worker not initialised")
     return _POOL_WORKER.run(item)
-
-
-def make_executor(name: str = "local", workers: int = 1, retries: int = DEFAULT_RETRIES, address: Optional[str] = None,
-                  gpus_per_worker: float = 0.0, progress: bool = False) -> Executor:
-    """``local`` or ``ray`` (``address``: a running cluster, ``auto`` or ``ray://host:port``; a local
-    Ray otherwise), with ``workers`` workers."""
-    if name not in EXECUTORS:
-        raise PersamError(f"unknown executor {name!r} (choose from {', '.join(EXECUTORS)})")
-    if gpus_per_worker < 0:
-        raise PersamError(f"the GPUs per worker must be 0 or more, not {gpus_per_worker}")
-    if name == "local":
-        if address or gpus_per_worker:
-            raise PersamError("a cluster address and GPUs per worker go with the Ray executor only")
-        return LocalExecutor(workers, retries, progress)
-    from .ray_executor import RayExecutor
-
-    return RayExecutor(workers, retries, address=address, gpus_per_worker=gpus_per_worker)

@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import PersamError
+from ..io.files import PathLike
 
-PathLike = Union[str, os.PathLike]
 FIELDS = ("video", "mask", "prompts", "name", "start", "objects")
 MANIFEST_VERSION = 1
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..errors import PersamError
-from ..masks import atomic_write
-from ..models import ModelSpec
+from ..io.files import atomic_write
+from ..model.loading import ModelSpec
 from ..options import TrackerOptions
 
 MARKER = ".done"
@@ -23,8 +23,8 @@ def run_settings(options: TrackerOptions, model: ModelSpec) -> Dict[str, object]
     """What decides a sequence's masks: the method options, the model type, the weights (their
     sha256, so a retrained checkpoint at the same path counts as different) and the numerics
     (precision, attention and decoder as resolved on this machine: ``auto`` may mean bf16 on another)."""
-    from ..models import resolve_device
-    from ..precision import resolve_attention, resolve_decoder, resolve_precision
+    from ..model.fast_path import resolve_attention, resolve_decoder, resolve_precision
+    from ..model.loading import resolve_device
 
     settings: Dict[str, object] = asdict(options)
     settings["model_type"] = model.model_type

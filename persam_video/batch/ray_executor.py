@@ -9,6 +9,7 @@ in the manifest must be visible to every node. An actor whose process dies is re
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -18,9 +19,10 @@ from pathlib import Path
 from typing import Deque, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import PersamError
-from ..processes import Terminated
-from ..system import cpu_count
-from .executors import DEFAULT_RETRIES, Executor, Report, remove_temporaries
+from ..io.files import remove_temporaries
+from ..runtime.processes import Terminated
+from ..runtime.system import cpu_count
+from .executors import DEFAULT_RETRIES, Executor, Report
 from .markers import read_marker
 from .summary import FAILED, Outcome
 from .worker import ClipWorker, WorkerSpec, WorkItem, describe
@@ -83,7 +85,8 @@ class RayExecutor(Executor):
         except (KeyboardInterrupt, Terminated):  # the actors are killed below: clear what they left
             for item in items:
                 if read_marker(Path(item.task.out)) is None:
-                    remove_temporaries(Path(item.task.out))
+                    with contextlib.suppress(PersamError):  # best effort while stopping
+                        remove_temporaries(Path(item.task.out))
             raise
         finally:
             for actor in actors:

@@ -14,15 +14,18 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 from tqdm.auto import tqdm
 
 from ..errors import PersamError
-from ..models import ModelSpec
+from ..io.files import ensure_writable_dir, remove_temporaries
+from ..model.loading import ModelSpec
 from ..options import TrackerOptions
-from ..prompts import check_reference
-from .executors import Executor, LocalExecutor, remove_temporaries
+from ..tracking.prompts import check_reference
+from .executors import DEFAULT_RETRIES, Executor, LocalExecutor
 from .manifest import ClipTask, load_manifest
 from .markers import MARKER, changed_settings, read_marker, run_settings
+from .ray_executor import RayExecutor
 from .summary import DONE, FAILED, SKIPPED, Outcome, SummaryFile
 from .worker import WorkerSpec, WorkItem, load_references
 
+EXECUTORS = ("local", "ray")
 Log = Callable[[str], None]
 SUMMARY_NAME = "summary.csv"
 
@@ -113,10 +116,7 @@ def run_batch(manifest: Union[str, Path], out: Union[str, Path], options: Tracke
             raise PersamError(f"clip {unprompted[0]} has neither a mask nor a prompts file, and no reference "
                               "was given for all clips")
     results = Path(out)
-    try:
-        results.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PersamError(f"cannot create the output folder {results}: {exc.strerror or exc}") from None
+    ensure_writable_dir(results)
     remove_temporaries(results)  # a summary.csv half-written when an earlier run was killed
     settings = run_settings(options, model)
     if references:
@@ -128,6 +128,21 @@ def run_batch(manifest: Union[str, Path], out: Union[str, Path], options: Tracke
                          lambda task: {**settings, "inputs": task.inputs()}, progress=progress, log=log, warn=warn,
                          record=summary.record)
     return BatchRun(outcomes, summary.path)
+
+
+def make_executor(name: str = "local", workers: int = 1, retries: int = DEFAULT_RETRIES, address: Optional[str] = None,
+                  gpus_per_worker: float = 0.0, progress: bool = False) -> Executor:
+    """``local`` or ``ray`` (``address``: a running cluster, ``auto`` or ``ray://host:port``; a local
+    Ray otherwise), with ``workers`` workers."""
+    if name not in EXECUTORS:
+        raise PersamError(f"unknown executor {name!r} (choose from {', '.join(EXECUTORS)})")
+    if gpus_per_worker < 0:
+        raise PersamError(f"the GPUs per worker must be 0 or more, not {gpus_per_worker}")
+    if name == "local":
+        if address or gpus_per_worker:
+            raise PersamError("a cluster address and GPUs per worker go with the Ray executor only")
+        return LocalExecutor(workers, retries, progress)
+    return RayExecutor(workers, retries, address=address, gpus_per_worker=gpus_per_worker)
 
 
 def check_references(references: Sequence[Tuple[str, str]]) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-from ..masks import atomic_write
+from ..io.files import atomic_write
 
 COLUMNS = ("clip", "status", "frames", "objects", "seconds", "attempts", "error")
 DONE, SKIPPED, FAILED, PENDING = "done", "skipped", "failed", "pending"

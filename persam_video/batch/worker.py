@@ -14,13 +14,11 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import PersamError, error_line
-from ..masks import read_label_png, select_objects
-from ..models import ModelSpec
+from ..model.loading import ModelSpec
 from ..options import TrackerOptions
-from ..pipeline import RunSummary, prepare_job, run_job, segment_video
-from ..prompts import Prompt, PromptSet, Reference, load_prompts, references_from_files
-from ..system import set_threads
-from ..tracker import VideoSegmenter
+from ..pipeline import RunSummary, segment_video
+from ..runtime.system import set_threads
+from ..tracking.prompts import PromptSet, Reference, load_prompts, mask_prompts, references_from_files
 from .manifest import ClipTask
 from .markers import clear_partial, write_marker
 from .summary import DONE, FAILED, Outcome
@@ -86,24 +84,19 @@ class ClipWorker:
 
     def _segment(self, task: ClipTask) -> RunSummary:
         clear_partial(Path(task.out))  # a retried clip starts from nothing
-        if task.prompts or self.spec.references:
-            return self._segment_prompted(task)
-        if not task.mask:
-            raise PersamError("no prompt: the clip has no mask or prompts file, and the batch no reference")
-        job = prepare_job(task.video, task.mask, task.out, objects=task.objects, start=task.start,
-                          read_ahead=self.spec.read_ahead)
-        return run_job(job, VideoSegmenter(self.model, self.spec.options), progress=self.progress, desc=task.name)
-
-    def _segment_prompted(self, task: ClipTask) -> RunSummary:
-        """A prompts file and/or the batch's references: the prompting pipeline, both directions."""
-        prompts = PromptSet(prompts=[], references=[])
         if task.prompts:
-            prompts = load_prompts(task.prompts)
+            prompts, direction = load_prompts(task.prompts), "both"
         elif task.mask:
-            prompts.prompts.extend(_mask_prompts(task))
+            # a mask alone runs forward from its frame; with the batch's references, both ways
+            prompts = mask_prompts(task.mask, task.start, task.objects)
+            direction = "both" if self.spec.references else "forward"
+        elif self.spec.references:
+            prompts, direction = PromptSet([], []), "both"
+        else:
+            raise PersamError("no prompt: the clip has no mask or prompts file, and the batch no reference")
         prompts.references.extend(self.references())
-        return segment_video(task.video, task.out, prompts, self.spec.options, self.model, resume=False,
-                             restart=True, read_ahead=self.spec.read_ahead, progress=self.progress)
+        return segment_video(task.video, task.out, prompts, self.spec.options, self.model, direction=direction,
+                             resume=False, read_ahead=self.spec.read_ahead, progress=self.progress, desc=task.name)
 
     def references(self) -> List[Reference]:
         """The batch's references, read once per worker."""
@@ -117,10 +110,3 @@ def load_references(pairs: Sequence[Tuple[str, str]]) -> List[Reference]:
     sizes checked, a mask without objects refused)."""
     return [reference for image_path, mask_path in pairs
             for reference in references_from_files(image_path, mask_path)]
-
-
-def _mask_prompts(task: ClipTask) -> List[Prompt]:
-    """One mask prompt per object of the clip's mask, on its start frame."""
-    labels = read_label_png(task.mask)
-    ids = select_objects(labels, None if task.objects is None else list(task.objects), source=str(task.mask))
-    return [Prompt(frame=task.start, obj_id=k, mask=labels == k) for k in ids]

@@ -7,7 +7,7 @@ import sys
 from typing import List, Optional
 
 from ..errors import PersamError
-from ..processes import Terminated, interruptible
+from ..runtime.processes import Terminated, interruptible
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import batch, davis, demo, export, segment
     for command in (segment, batch, davis, demo, export):
         command.add_parser(sub)
-    from . import ui  # persam-video ui (its web libraries are imported only when it runs)
+    from . import ui
     ui.add_parser(sub)
     return parser
 

@@ -15,9 +15,18 @@ from ..batch import EXECUTORS, Executor, make_executor, run_batch
 from ..batch.executors import DEFAULT_RETRIES
 from ..batch.ray_executor import INSTALL_HINT, import_ray
 from ..errors import PersamError
-from ..locking import output_lock
-from .common import (add_command, add_method_options, add_model_options, add_quiet, add_read_ahead, check_read_ahead,
-                     check_threads, model_spec, tracker_options)
+from ..runtime.locking import output_lock
+from .common import (
+    add_command,
+    add_method_options,
+    add_model_options,
+    add_quiet,
+    add_read_ahead,
+    check_read_ahead,
+    check_threads,
+    model_spec,
+    tracker_options,
+)
 
 EPILOG = """examples:
   persam-video batch clips.csv --out results/ --workers 2

@@ -2,7 +2,7 @@
 
 The tracker's flags (``--method``, ``--margin``, ...) and the model's (``--model-type``, ...) are
 built from the fields of :class:`~persam_video.options.TrackerOptions` and
-:class:`~persam_video.models.ModelSpec`: help, default, choices and type are written once, there.
+:class:`~persam_video.model.loading.ModelSpec`: help, default, choices and type are written once, there.
 Library errors never name flags; this layer words them for the command line.
 """
 from __future__ import annotations
@@ -12,10 +12,10 @@ from dataclasses import fields
 from typing import Any, List, Optional
 
 from ..errors import PersamError
-from ..models import ModelSpec
+from ..model.fast_path import FAST_MODEL
+from ..model.loading import ModelSpec
 from ..options import FAST_OPTIONS, OptionError, TrackerOptions, option_fields
-from ..precision import FAST_MODEL
-from ..system import set_threads
+from ..runtime.system import set_threads
 
 FAST = {**FAST_MODEL, **FAST_OPTIONS}  # the settings --fast changes; a flag given explicitly wins
 

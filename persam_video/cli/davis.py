@@ -9,10 +9,20 @@ from tqdm.auto import tqdm
 
 from ..davis.runner import run_davis
 from ..errors import PersamError
-from ..locking import output_lock
+from ..runtime.locking import output_lock
 from .batch import add_executor_options, executor
-from .common import (add_command, add_method_options, add_model_options, add_quiet, add_read_ahead, check_read_ahead,
-                     check_threads, model_spec, name_list, tracker_options)
+from .common import (
+    add_command,
+    add_method_options,
+    add_model_options,
+    add_quiet,
+    add_read_ahead,
+    check_read_ahead,
+    check_threads,
+    model_spec,
+    name_list,
+    tracker_options,
+)
 
 RUN_EPILOG = """examples:
   persam-video davis run --davis-root DAVIS --subset val --out results/ --method persam --eval

@@ -10,14 +10,22 @@ from typing import List, Sequence, Tuple
 import numpy as np
 
 from ..davis.metrics import f_measure, j_measure, summarise
+from ..demo_clip import make_clip
 from ..errors import PersamError
 from ..export import export, write_video
-from ..masks import object_ids, read_label_png, write_label_png
-from ..pipeline import prepare_job, run_job
-from ..demo import make_clip
-from ..tracker import VideoSegmenter
-from .common import (add_command, add_method_options, add_model_options, add_quiet, check_threads, load_model,
-                     tracker_options)
+from ..io.files import ensure_writable_dir
+from ..io.masks import object_ids, read_label_png, write_label_png
+from ..pipeline import segment_video
+from ..tracking.prompts import mask_prompts
+from .common import (
+    add_command,
+    add_method_options,
+    add_model_options,
+    add_quiet,
+    check_threads,
+    load_model,
+    tracker_options,
+)
 
 DEMO_SEED = 2024
 DEMO_SIZE = (240, 426)  # (height, width): 16:9, even sizes so the input H.264 keeps every pixel
@@ -116,10 +124,7 @@ def run(args: argparse.Namespace) -> int:
     options = tracker_options(args)  # a bad method option fails before anything is loaded or written
     check_threads(args.threads)
     out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PersamError(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
+    ensure_writable_dir(out)
     progress = not args.quiet
     # the model first: missing bundled weights fail before anything is written
     model = load_model(args, progress=progress)
@@ -133,13 +138,12 @@ def run(args: argparse.Namespace) -> int:
     del clip  # the ground truth is read back from disk below
 
     masks_dir = out / "masks"
-    job = prepare_job(video, truth_dir / "00000.png", masks_dir)
-    segmenter = VideoSegmenter(model, options)
-    summary = run_job(job, segmenter, progress=progress, desc=f"segmenting ({args.method})")
+    summary = segment_video(video, masks_dir, mask_prompts(truth_dir / "00000.png"), options, model,
+                            direction="forward", resume=False, progress=progress, desc=f"segmenting ({args.method})")
     overlay = out / "overlay.mp4"
     export(video, masks_dir, overlay, kind="overlay", fps=DEMO_FPS, progress=progress)
 
-    names = job.source.names()
+    names = sorted(path.stem for path in truth_dir.glob("*.png"))  # the video's frame names
     predicted = [read_label_png(masks_dir / f"{n}.png") for n in names]
     truth = [read_label_png(truth_dir / f"{n}.png") for n in names]
     scores = score_masks(predicted, truth, ids)

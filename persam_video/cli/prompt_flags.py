@@ -8,15 +8,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import PersamError, choose
-from ..frames import FrameSource
-from ..masks import read_seed
-from ..prompts import Prompt, PromptSet, Reference, check_prompt_set, load_prompts, references_from_files
+from ..io.frames import FrameSource
+from ..io.masks import read_seed
+from ..tracking.prompts import Prompt, PromptSet, Reference, check_prompt_set, load_prompts, references_from_files
 
 NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
 
 
 def add_prompt_options(parser: argparse.ArgumentParser) -> None:
-    """``--point``, ``--neg-point``, ``--box``, ``--frame``, ``--mask``, ``--prompts``, ``--ref-image``/``--ref-mask``."""
+    """``--point``, ``--neg-point``, ``--box``, ``--frame``, ``--mask``, ``--prompts``,
+    ``--ref-image``/``--ref-mask``."""
     group = parser.add_argument_group("prompts (at least one; several may be combined)")
     group.add_argument("--point", action="append", default=[], metavar="X,Y[:ID]",
                        help="a click on the object (pixels, on --frame); :ID names the object (default 1); repeatable")

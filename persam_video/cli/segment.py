@@ -5,13 +5,25 @@ import argparse
 import sys
 
 from ..errors import PersamError
-from ..frames import open_frames
-from ..locking import output_lock
+from ..io.frames import open_frames
 from ..pipeline import segment_video
-from ..resume import ResumeMismatch
-from ..tracker import load_state
-from .common import (add_command, add_method_options, add_model_options, add_quiet, add_read_ahead, add_video_argument,
-                     add_write_behind, check_read_ahead, check_threads, load_model, parse_ids, tracker_options)
+from ..progress import ResumeMismatch
+from ..runtime.locking import output_lock
+from ..tracking.state import load_state
+from .common import (
+    add_command,
+    add_method_options,
+    add_model_options,
+    add_quiet,
+    add_read_ahead,
+    add_video_argument,
+    add_write_behind,
+    check_read_ahead,
+    check_threads,
+    load_model,
+    parse_ids,
+    tracker_options,
+)
 from .prompt_flags import add_prompt_options, build_prompts
 
 EPILOG = """examples:

@@ -1,7 +1,8 @@
 """DAVIS 2017 semi-supervised evaluation of a results folder: scores, CSV files, tables.
 
-The numbers are those of the official DAVIS 2017 evaluation (see ``docs/davis.md``): objects 1..N from each sequence's first annotation, first and
-last frames left out, void counted as background, every object weighted once.
+The numbers are those of the official DAVIS 2017 evaluation (see ``docs/davis.md``): objects
+1..N from each sequence's first annotation, first and last frames left out, void counted as
+background, every object weighted once.
 """
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ import cv2
 import numpy as np
 
 from ..errors import PersamError, check_size
-from ..masks import VOID_ID, PathLike, atomic_write, read_label_png
-from ..processes import stop_pool, tie_to_parent
-from ..system import cpu_count
+from ..io.files import PathLike, atomic_write
+from ..io.masks import VOID_ID, read_label_png
+from ..runtime.processes import stop_pool, tie_to_parent
+from ..runtime.system import cpu_count
 from .layout import DavisLayout
 from .metrics import disk_radius, f_measure, j_measure, summarise, support_window
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from ..errors import PersamError, choose
-from ..masks import PathLike
+from ..io.files import PathLike
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 

@@ -1,8 +1,8 @@
 """Segment every sequence of a DAVIS 2017 subset, resumably (behind ``persam-video davis run``).
 
 Each sequence is seeded from its first annotation and written to
-``RESULTS/<seq>/<frame>.png`` through :func:`persam_video.pipeline.prepare_job` and
-:func:`persam_video.pipeline.run_job`. A sequence counts as done only when its marker
+``RESULTS/<seq>/<frame>.png`` through :func:`persam_video.pipeline.segment_video`, forward
+from the first frame. A sequence counts as done only when its marker
 ``RESULTS/<seq>/.done`` (a small JSON written after the last frame) exists; a rerun skips
 done sequences and redoes the others from scratch. The sequences run on an executor of
 :mod:`persam_video.batch` (this process, a local pool, or Ray), one model per worker; a sequence
@@ -17,7 +17,8 @@ from typing import Callable, List, Optional, Sequence
 from ..batch import ClipTask, Executor, LocalExecutor, Outcome, WorkerSpec, run_clips
 from ..batch.markers import run_settings
 from ..errors import PersamError
-from ..models import ModelSpec
+from ..io.files import ensure_writable_dir
+from ..model.loading import ModelSpec
 from ..options import TrackerOptions
 from .layout import DavisLayout
 
@@ -68,10 +69,7 @@ def run_davis(davis_root: str, subset: str, sequences: Optional[Sequence[str]], 
     names = layout.choose(subset, sequences)
     results = Path(out)
     tasks = [check_sequence(layout, name, results) for name in names]
-    try:
-        results.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PersamError(f"cannot create the results folder {results}: {exc.strerror or exc}") from None
+    ensure_writable_dir(results)
     settings = run_settings(options, model)
     outcomes = run_clips(tasks, WorkerSpec(model, options, threads, read_ahead),
                          executor or LocalExecutor(workers, progress=progress), lambda task: settings,

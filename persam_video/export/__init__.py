@@ -28,12 +28,21 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..errors import PersamError, check_size, error_line
-from ..frames import FrameSource, open_frames
-from ..masks import VOID_ID, read_label_png
-from ..writer import PngFolderWriter
+from ..io.frames import FrameSource, open_frames
+from ..io.masks import VOID_ID, read_label_png
+from ..io.writer import PngFolderWriter
 from .render import CONTOUR_WIDTH, OVERLAY_ALPHA, contour_mask, cutout_frame, matte_frame, overlay_frame
-from .sinks import (DEFAULT_FPS, VIDEO_QUALITY, VIDEO_SUFFIXES, PathLike, VideoSink, is_video_path, png_folder,
-                    source_fps, write_video)
+from .sinks import (
+    DEFAULT_FPS,
+    VIDEO_QUALITY,
+    VIDEO_SUFFIXES,
+    PathLike,
+    VideoSink,
+    is_video_path,
+    png_folder,
+    source_fps,
+    write_video,
+)
 
 __all__ = [
     "CONTOUR_WIDTH", "DEFAULT_FPS", "KINDS", "OVERLAY_ALPHA", "VIDEO_QUALITY", "VIDEO_SUFFIXES", "ExportResult",

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from ..errors import check_size
-from ..masks import DAVIS_PALETTE, VOID_ID
+from ..io.masks import DAVIS_PALETTE, VOID_ID
 
 OVERLAY_ALPHA = 0.5
 CONTOUR_WIDTH = 2

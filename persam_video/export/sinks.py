@@ -5,17 +5,15 @@ import math
 import os
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Optional, Tuple, Union
+from typing import Iterable, Optional, Tuple
 
 import imageio_ffmpeg
 import numpy as np
 from PIL import Image
 
 from ..errors import PersamError, check_size, error_line
-from ..masks import atomic_write, temporary_beside
-from ..writer import PngFolderWriter
-
-PathLike = Union[str, os.PathLike]
+from ..io.files import PathLike, atomic_write, temporary_beside
+from ..io.writer import PngFolderWriter
 
 #: Output suffixes written as an H.264 video (overlay only); anything else is a PNG folder.
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")

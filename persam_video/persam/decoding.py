@@ -9,17 +9,15 @@ kept mask's logits and its tight box) and keep each object's last non-empty mask
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple, Optional, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from ..model.predictor import FramePredictor, dense_pe
+from ..model.upscaling import postprocess
 from .decoder_hooks import attention_bias, decoder_switches
 from .geometry import box_mask, tight_boxes
-from .upscaling import postprocess
-
-if TYPE_CHECKING:  # the predictor's module uses this one's dense_pe
-    from ..frame_predictor import FramePredictor
 
 
 @dataclass
@@ -96,19 +94,6 @@ def predict(predictor: FramePredictor, prompts: Prompts, mask_input: Optional[to
             image_embeddings=predictor.features, image_pe=dense_pe(model),
             sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=True)
     return PassOutput(scores=scores, low_res=low_res, predictor=predictor)
-
-
-def dense_pe(model: torch.nn.Module) -> torch.Tensor:
-    """The prompt encoder's positional encoding of the embedding grid, made once per model: it
-    depends only on the encoder's fixed random projection, so every pass gets the same tensor
-    (equal to ``get_dense_pe()``), and the fast decoder keeps what it derived from it."""
-    matrix = model.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix
-    key = (matrix.data_ptr(), matrix._version, tuple(model.prompt_encoder.image_embedding_size))
-    kept = model.__dict__.get("_dense_pe")
-    if kept is None or kept[0] != key:
-        kept = (key, model.prompt_encoder.get_dense_pe())
-        model.__dict__["_dense_pe"] = kept
-    return kept[1]
 
 
 def largest_mask(logits: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:

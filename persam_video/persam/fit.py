@@ -129,7 +129,7 @@ def _adamw(n: int, device: torch.device, backward: Callable[[torch.nn.Parameter]
 
     torch's own update, called in its functional form (``torch.optim.adamw.adamw``, what
     ``AdamW.step`` calls), with the scheduler's rates from :func:`cosine_rates`: the same weights
-    to the bit as the ``AdamW`` and ``CosineAnnealingLR`` classes (tests/test_fit.py), without
+    to the bit as the ``AdamW`` and ``CosineAnnealingLR`` classes (tests/persam/test_fit.py), without
     their methods, which import ``torch._dynamo`` (over a second of start-up)."""
     from torch.optim.adamw import adamw
 

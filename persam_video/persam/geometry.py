@@ -7,17 +7,15 @@ Points and boxes are (x, y) pixels of the original frame.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional, Union
+from typing import List, Optional, Union
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .upscaling import postprocess
-
-if TYPE_CHECKING:  # only a type here; the predictor's module imports this package
-    from ..frame_predictor import FramePredictor
+from ..model.predictor import FramePredictor
+from ..model.upscaling import postprocess
 
 MASK_VALUE = 215  # the public recipe writes the mask as this value in channel 0 of an RGB image
 

@@ -2,7 +2,7 @@
 
 ``labels`` (zip of the label PNGs), ``overlay`` (mp4), ``mattes`` and ``cutouts`` (zips of PNGs,
 from :func:`persam_video.export.export`) and ``prompts`` (the JSON ``segment --prompts`` reads,
-from :func:`persam_video.prompts.save_prompts`; a zip when it comes with mask files). Each file
+from :func:`persam_video.tracking.prompts.save_prompts`; a zip when it comes with mask files). Each file
 is built in the session's folder under a temporary name and renamed when complete.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Dict
 
 from ..export import export
-from ..masks import atomic_write
+from ..io.files import atomic_write
 from .state import BrowserSession
 from .video import UiError
 
@@ -74,9 +74,9 @@ def _pngs(kind: str) -> Callable[[BrowserSession, Path], Download]:
 
 
 def _prompts(session: BrowserSession, out: Path) -> Download:
-    from ..prompts import save_prompts
+    from ..tracking.prompts import save_prompts
     folder = _fresh(out / "prompts")
-    save_prompts(session.tracker.prompt_set(), folder / "prompts.json")
+    save_prompts(session.video_session.prompt_set(), folder / "prompts.json")
     stem = _stem(session)
     if [p.name for p in folder.rglob("*") if p.is_file()] == ["prompts.json"]:
         return Download(folder / "prompts.json", f"{stem}_prompts.json", "application/json")

@@ -79,7 +79,7 @@ def create_app(model, config: UiConfig, session_class: Optional[Callable] = None
     """The app serving ``model`` to browser sessions; stopping it removes every session's files.
 
     ``session_class`` makes each video's prompting session (default:
-    :class:`persam_video.session.VideoSession`).
+    :class:`persam_video.tracking.session.VideoSession`).
     """
     config.options = config.options or TrackerOptions()
     store = SessionStore(model, config.options, config.session_timeout, config.max_sessions,

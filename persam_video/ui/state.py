@@ -2,7 +2,7 @@
 
 Every browser session gets a :class:`BrowserSession` with a private folder; the uploaded video,
 the page's frames, the label PNGs and the downloads all live there and nowhere else. The
-clicks go to the library's prompting session (:class:`persam_video.session.VideoSession`),
+clicks go to the library's prompting session (:class:`persam_video.tracking.session.VideoSession`),
 which decodes the object's mask on that frame; the label PNG of that frame is updated at once,
 so the page shows the mask right after the click. Track runs the session's ``propagate`` in the
 background (:mod:`.tracking`).
@@ -15,9 +15,8 @@ Rules chosen here:
 * Track always runs the whole clip: the prompting session seeds every object from all its
   prompts (a correction included) and propagates forward from the earliest prompted frame, then
   backward; on every prompted frame an object's mask is its prompt's. Re-running only forward
-  from a correction was measured worse on the demo clip (mean J 0.632 -> 0.452 after one
-  correction, against 0.644 for the whole clip): the session starts the objects not prompted on
-  that frame without a box and searches the whole frame for them;
+  from a correction scored worse on the demo clip (docs/ui.md): the session starts the objects
+  not prompted on that frame without a box and searches the whole frame for them;
 * loading a video starts afresh (prompts, masks and Track results go) and, when the list of
   objects is empty, adds "object 1".
 """
@@ -31,9 +30,9 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from ..masks import DAVIS_PALETTE, read_label_png, write_label_png
+from ..io.masks import DAVIS_PALETTE, read_label_png, write_label_png
+from ..io.writer import LabelWriter
 from ..options import TrackerOptions
-from ..writer import LabelWriter
 from .tracking import TrackJob
 from .video import LoadedVideo, UiError, load_video
 
@@ -60,7 +59,7 @@ class BrowserSession:
         self.lock = threading.RLock()
         self.last_seen = time.monotonic()
         self.video: Optional[LoadedVideo] = None
-        self.tracker = None  # persam_video.session.VideoSession for the loaded video
+        self.video_session = None  # persam_video.tracking.session.VideoSession for the loaded video
         self.objects: Dict[int, str] = {}
         self.marks: Dict[int, Dict[int, dict]] = {}  # frame -> object -> {"points": [[x, y, label]], "box"}
         self.job: Optional[TrackJob] = None
@@ -137,7 +136,7 @@ class BrowserSession:
                 shutil.rmtree(where, ignore_errors=True)
                 raise
             old = self.video
-            self.video, self.tracker, self.job = video, tracker, None
+            self.video, self.video_session, self.job = video, tracker, None
             self.marks, self.tracked, self.changed_from = {}, False, None
             self.version += 1
             if old is not None:
@@ -174,9 +173,9 @@ class BrowserSession:
             del self.objects[obj_id]
             if self.video is None:
                 return
-            if obj_id in (self.tracker.object_ids if self.tracker is not None else []):
+            if obj_id in (self.video_session.object_ids if self.video_session is not None else []):
                 with self.model_lock:
-                    self.tracker.remove_object(obj_id)
+                    self.video_session.remove_object(obj_id)
             for frame in list(self.marks):
                 self.marks[frame].pop(obj_id, None)
                 if not self.marks[frame]:
@@ -194,7 +193,7 @@ class BrowserSession:
             self._prompt_checks(frame, obj_id)
             self._check_point(x, y)
             with self.model_lock:
-                mask = self.tracker.add_points(frame, obj_id, np.array([[x, y]], np.float32),
+                mask = self.video_session.add_points(frame, obj_id, np.array([[x, y]], np.float32),
                                                np.array([1 if positive else 0]))
             mark = self.marks.setdefault(frame, {}).setdefault(obj_id, {"points": [], "box": None})
             mark["points"].append([round(float(x), 1), round(float(y), 1), 1 if positive else 0])
@@ -212,7 +211,7 @@ class BrowserSession:
             if x1 - x0 < 2 or y1 - y0 < 2:
                 raise UiError("the box is too small: drag it around the object")
             with self.model_lock:
-                mask = self.tracker.add_box(frame, obj_id, np.array([x0, y0, x1, y1], np.float32))
+                mask = self.video_session.add_box(frame, obj_id, np.array([x0, y0, x1, y1], np.float32))
             mark = self.marks.setdefault(frame, {}).setdefault(obj_id, {"points": [], "box": None})
             mark["box"] = [round(v, 1) for v in (x0, y0, x1, y1)]
             self._prompted(frame, obj_id, mask)
@@ -252,7 +251,7 @@ class BrowserSession:
             if not prompted:
                 raise UiError("click on an object before Track: no object has a click or a box yet")
             def frames():
-                return self.tracker.propagate("both")
+                return self.video_session.propagate("both")
 
             def on_frame():
                 self.version += 1
@@ -304,7 +303,7 @@ class BrowserSession:
 
 
 def _video_session() -> Callable:
-    from ..session import VideoSession
+    from ..tracking.session import VideoSession
     return VideoSession
 
 

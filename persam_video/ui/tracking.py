@@ -8,7 +8,7 @@ import traceback
 from typing import Callable, Iterator, Optional
 
 from ..errors import PersamError, error_line
-from ..writer import LabelWriter
+from ..io.writer import LabelWriter
 
 RUNNING, DONE, CANCELLED, FAILED = "running", "done", "cancelled", "failed"
 

@@ -21,7 +21,7 @@ from PIL import Image
 
 from ..errors import PersamError, error_line
 from ..export.sinks import source_fps
-from ..frames import FrameSource, open_frames
+from ..io.frames import FrameSource, open_frames
 
 #: file extensions kept from the browser's file name (anything else is saved as ``.bin``)
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".gif", ".mpg", ".mpeg", ".ogv", ".wmv")

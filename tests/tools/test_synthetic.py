@@ -6,11 +6,12 @@ import pytest
 from conftest import load_tool
 from PIL import Image
 
-from persam_video import demo
-from persam_video.masks import DAVIS_PALETTE, VOID_ID, read_label_png
+from persam_video import demo_clip as demo
+from persam_video.io.masks import DAVIS_PALETTE, VOID_ID, read_label_png
 
 SYNTHETIC = load_tool("synthetic")
-make_clip, render_scene, write_davis_dataset = SYNTHETIC.make_clip, SYNTHETIC.render_scene, SYNTHETIC.write_davis_dataset
+make_clip, render_scene, write_davis_dataset = (SYNTHETIC.make_clip, SYNTHETIC.render_scene,
+                                               SYNTHETIC.write_davis_dataset)
 
 SIZE = (72, 112)
 
@@ -106,7 +107,8 @@ def test_davis_writer_truth_is_the_annotation_before_void(tmp_path):
         for t in range(3):
             ann = read_label_png(tmp_path / "set" / "Annotations" / "480p" / name / f"{t:05d}.png")
             truth = read_label_png(tmp_path / "truth" / name / f"{t:05d}.png")
-            assert np.array_equal(ann, read_label_png(tmp_path / "plain" / "Annotations" / "480p" / name / f"{t:05d}.png"))
+            assert np.array_equal(ann, read_label_png(tmp_path / "plain" / "Annotations" / "480p" / name
+                                                      / f"{t:05d}.png"))
             assert not (truth == VOID_ID).any()
             keep = ann != VOID_ID
             assert np.array_equal(truth[keep], ann[keep])

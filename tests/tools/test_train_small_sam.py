@@ -17,8 +17,8 @@ def test_trainer_steps_resume_and_export(monkeypatch, tmp_path):
 
     import torch
 
-    from persam_video.models import load_sam, sha256_of
-    from persam_video.small_model import SMALL_CONFIG
+    from persam_video.model.loading import load_sam, sha256_of
+    from persam_video.model.small import SMALL_CONFIG
 
     trainer = _trainer(monkeypatch, tmp_path)
     tiny = ["--steps", "2", "--img-size", "64", "--images", "1", "--prompts", "2", "--max-objects", "2",

@@ -1,0 +1,80 @@
+"""What the tracker keeps per object between frames, how a mask places an object, and state files."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+
+from .. import persam
+from ..errors import PersamError
+from ..io.files import atomic_write
+from ..options import TrackerOptions
+
+STATE_VERSION = 1
+
+
+@dataclass
+class ObjectState:
+    """What the tracker remembers about one object between frames."""
+
+    obj_id: int
+    feature: Optional[torch.Tensor]  # L2-normalised target embedding (C,); None: nothing to track
+    mean: Optional[torch.Tensor]  # mean embedding before normalisation (C,)
+    reference_similarity: float = 1.0  # top confidence on the seed frame
+    reference_quality: float = 0.0  # SAM's predicted IoU for the object on the seed frame
+    weights: Optional[torch.Tensor] = None  # PerSAM-F scale weights (2,)
+    box: Optional[np.ndarray] = None  # widened box of the last mask (x0, y0, x1, y1)
+    interior: Optional[np.ndarray] = None  # the last mask's most interior pixel (x, y)
+    missing: int = 0  # frames since the object was last seen
+
+    def place(self, mask: np.ndarray, options: TrackerOptions) -> None:
+        """Put the object where ``mask`` (H, W) has it, as a prompt does: box prior, anchor, seen."""
+        h, w = mask.shape
+        box = persam.tight_box(mask)
+        self.box = None if box is None else persam.widen_box(box, options.margin, h, w)
+        if options.anchor == "interior":
+            self.interior = persam.interior_point(mask)
+        self.missing = 0
+
+    def unplace(self) -> None:
+        """Forget where the object was (no box prior): the state before a pass's first prompt."""
+        self.box, self.interior, self.missing = None, None, 0
+
+    def anchor(self, options: TrackerOptions) -> np.ndarray:
+        """The extra positive point given with the box prompt (see ``TrackerOptions.anchor``)."""
+        if options.anchor == "interior" and self.interior is not None:
+            return self.interior
+        return persam.box_centre(self.box)
+
+
+@dataclass
+class Timings:
+    """Seconds spent per stage, summed over frames."""
+
+    frames: int = 0
+    encoder: float = 0.0
+    decoder: float = 0.0
+    fit: float = 0.0
+
+
+def save_state(segmenter, path: Union[str, Path]) -> None:
+    """Write a segmenter's fitted state (its ``state_dict()``) to ``path`` atomically."""
+    state = segmenter.state_dict()
+    try:
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
+    except OSError as exc:
+        raise PersamError(f"cannot write state file {path}: {exc.strerror or exc}") from None
+
+
+def load_state(path: Union[str, Path]) -> dict:
+    """Read a state file written by :func:`save_state`."""
+    path = Path(path)
+    if not path.is_file():
+        raise PersamError(f"state file not found: {path}")
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise PersamError(f"cannot read state file {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
