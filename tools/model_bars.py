@@ -4,7 +4,7 @@ Prints one table row per check, so that a candidate from ``tools/train_small_sam
 can be compared with the bundled model before it replaces it:
 
 * one positive point at the most interior pixel of a single unseen shape, the mask SAM scores
-  best: median IoU over the 10 shapes of ``tests/test_bundled_model.py`` (bar 0.8), the first
+  best: median IoU over the 10 shapes of ``tests/model/test_small.py`` (bar 0.8), the first
   40 of that stream, and 40 of another stream;
 * PerSAM-F tracker J over the 20-frame clip of the test (bar 0.7) and the mean over six other
   clips of the same generator.
@@ -27,10 +27,10 @@ import torch
 from segment_anything import SamPredictor
 
 from persam_video.davis.metrics import j_measure
-from persam_video.demo import make_clip
-from persam_video.models import load_sam
+from persam_video.demo_clip import make_clip
+from persam_video.model.loading import load_sam
 from persam_video.options import TrackerOptions
-from persam_video.tracker import VideoSegmenter
+from persam_video.tracking.segmenter import VideoSegmenter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/, also when loaded from elsewhere (tests)
 from synthetic import render_scene  # noqa: E402
@@ -61,7 +61,7 @@ def tracked_j(model: torch.nn.Module, seed: int = UNSEEN, options: Optional[Trac
     """Mean J of the tracker (PerSAM-F by default) over a 20-frame, two-object synthetic clip."""
     clip = make_clip(seed=seed, n_frames=20, size=(240, 427), n_objects=2, camera_motion=False)
     seg = VideoSegmenter(model, options or TrackerOptions(method="persam-f"))
-    seg.init(clip.frames[0], clip.labels[0])
+    seg.seed_frame(clip.frames[0], clip.labels[0])
     outputs = np.stack([labels for _, labels in seg.propagate(clip.frames[1:])])
     return float(np.mean([j_measure(outputs == k, clip.labels[1:] == k).mean() for k in (1, 2)]))
 

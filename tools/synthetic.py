@@ -2,7 +2,7 @@
 
 * :func:`render_scene` – one image: textured objects on a textured background, with
   partial occlusion; returns ``(rgb uint8 HxWx3, labels uint8 HxW)`` with ids ``1..n``.
-* :func:`iter_clip` / :func:`make_clip` – the clips of :mod:`persam_video.demo` (the same
+* :func:`iter_clip` / :func:`make_clip` – the clips of :mod:`persam_video.demo_clip` (the same
   clip for the same seed), where objects may also leave the frame and come back and a
   void (255) band may mark every boundary.
 * :func:`write_davis_dataset` – a DAVIS-layout dataset of such clips.
@@ -23,10 +23,21 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from persam_video.demo import (Clip, Pose, Size, TexturedObject, Track, camera_effects, clip_frames, compose,
-                               random_object, random_texture, shape_mask, stack_clip)
-from persam_video.masks import VOID_ID, write_label_png
-
+from persam_video.demo_clip import (
+    Clip,
+    Pose,
+    Size,
+    TexturedObject,
+    Track,
+    camera_effects,
+    clip_frames,
+    compose,
+    random_object,
+    random_texture,
+    shape_mask,
+    stack_clip,
+)
+from persam_video.io.masks import VOID_ID, write_label_png
 
 # ------------------------------------------------------------------------------ scenes
 
@@ -129,7 +140,7 @@ def leaving_track(rng: np.random.Generator, track: Track, size: Size, n_frames: 
 def iter_clip(seed: int, n_frames: int, size: Size = (480, 854), n_objects: int = 2, void_width: int = 0,
               leave_frame: Union[bool, int] = False, **kwargs) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
     """Yield ``(rgb, labels)`` frames of a synthetic clip, deterministic for ``seed``: the
-    clip of ``persam_video.demo.make_clip`` (see ``clip_frames`` there for the keyword
+    clip of ``persam_video.demo_clip.make_clip`` (see ``clip_frames`` there for the keyword
     arguments), with ``leave_frame``: True makes one object leave the frame and come back,
     an int makes that many objects do so; ``void_width`` > 0 marks a band of that many
     pixels around every object boundary as void (255) in the labels.
