@@ -16,7 +16,7 @@ LAYERS = [
     {"persam"},
     {"tracking"},
     {"progress", "pipeline", "demo_clip"},
-    {"export", "batch", "davis"},
+    {"export", "batch", "davis", "perseg"},
     {"ui", "cli", "__main__", ""},  # "": the package's __init__ (the public API)
 ]
 MAX_LINES = 400

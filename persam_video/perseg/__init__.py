@@ -1,0 +1,1 @@
+"""PerSeg, the photo benchmark of PerSAM: its folder layout and its evaluation (mIoU, mAcc)."""
