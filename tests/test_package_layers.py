@@ -16,7 +16,7 @@ LAYERS = [
     {"persam"},
     {"tracking"},
     {"progress", "pipeline", "demo_clip"},
-    {"export", "batch", "davis", "perseg"},
+    {"export", "batch", "davis", "perseg", "photos"},
     {"ui", "cli", "__main__", ""},  # "": the package's __init__ (the public API)
 ]
 MAX_LINES = 400

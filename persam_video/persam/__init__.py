@@ -30,6 +30,7 @@ from .geometry import (
     box_centre,
     box_mask,
     centroid_cell,
+    combine_targets,
     confidence_maps,
     interior_point,
     limit_box_growth,
@@ -45,7 +46,7 @@ from .geometry import (
 
 __all__ = [
     "MASK_VALUE", "Cascade", "CascadeResult", "PassOutput", "Prompts", "Switches", "Target", "box_centre",
-    "box_mask", "centroid_cell", "confidence_maps", "decode_persam", "decode_persam_f", "dice_loss",
+    "box_mask", "centroid_cell", "combine_targets", "confidence_maps", "decode_persam", "decode_persam_f", "dice_loss",
     "fit_scale_weights", "focal_loss", "fuse", "interior_point", "label_map", "largest_mask",
     "limit_box_growth", "lowest_point", "mask_to_grid", "mask_touched_cells", "predict", "target_embedding",
     "tight_box", "tight_boxes", "top_points", "widen_box",

@@ -76,8 +76,9 @@ class Switches:
 
 def predict(predictor: FramePredictor, prompts: Prompts, mask_input: Optional[torch.Tensor] = None,
             attention_maps: Optional[torch.Tensor] = None,
-            target_means: Optional[torch.Tensor] = None) -> PassOutput:
-    """One batched prompt-encoder + mask-decoder pass on the cached embedding, multimask.
+            target_means: Optional[torch.Tensor] = None, multimask: bool = True) -> PassOutput:
+    """One batched prompt-encoder + mask-decoder pass on the cached embedding: SAM's three masks,
+    or with ``multimask`` off its single-mask output (one mask per object).
 
     ``attention_maps`` (N, H, W) and ``target_means`` (N, C) turn on target-guided
     attention and target-semantic prompting for this pass.
@@ -92,7 +93,7 @@ def predict(predictor: FramePredictor, prompts: Prompts, mask_input: Optional[to
         sparse, dense = model.prompt_encoder(points=(points, prompts.labels), boxes=boxes, masks=mask_input)
         low_res, scores = model.mask_decoder(
             image_embeddings=predictor.features, image_pe=dense_pe(model),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=True)
+            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)
     return PassOutput(scores=scores, low_res=low_res, predictor=predictor)
 
 
@@ -159,19 +160,23 @@ class Cascade:
 
 def decode_persam(predictor: FramePredictor, prompts: Prompts, switches: Switches = Switches(),
                   attention_maps: Optional[torch.Tensor] = None,
-                  target_means: Optional[torch.Tensor] = None, clip_to_box: bool = False) -> CascadeResult:
+                  target_means: Optional[torch.Tensor] = None, clip_to_box: bool = False,
+                  single_first: bool = False) -> CascadeResult:
     """Training-free PerSAM on one frame for a batch of objects.
 
     Returns full-resolution logits (N, H, W) (``-inf`` where an object is absent), a bool
-    (N,) telling which objects were found and the predicted IoU of each kept mask. With
-    ``clip_to_box`` (not in the public recipe) every pass's mask is cut to the box prompt.
+    (N,) telling which objects were found and the predicted IoU of each kept mask. The first
+    pass keeps the largest of SAM's three masks (video recipe) or, with ``single_first``, SAM's
+    single-mask output (image recipe). With ``clip_to_box`` (not in the public recipe) every
+    pass's mask is cut to the box prompt.
     """
     first = predict(predictor, prompts,
                     attention_maps=attention_maps if switches.guided_attention else None,
-                    target_means=target_means if switches.semantic_prompt else None)
+                    target_means=target_means if switches.semantic_prompt else None, multimask=not single_first)
     cascade = _cascade(prompts, first, clip_to_box)
     full = cascade.cut(first.logits)
-    choice = largest_mask(full, predictor.model.mask_threshold)
+    choice = torch.zeros(full.shape[0], dtype=torch.long, device=full.device) if single_first else \
+        largest_mask(full, predictor.model.mask_threshold)
     rows = torch.arange(choice.shape[0], device=choice.device)
     logits = full[rows, choice]
     low = first.low_res[rows, choice][:, None]

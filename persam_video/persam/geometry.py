@@ -21,17 +21,18 @@ MASK_VALUE = 215  # the public recipe writes the mask as this value in channel 0
 
 
 # ------------------------------------------------------------------------- seeding
-def mask_to_grid(predictor: FramePredictor, mask: np.ndarray) -> torch.Tensor:
+def mask_to_grid(predictor: FramePredictor, mask: np.ndarray, value: Optional[np.ndarray] = None) -> torch.Tensor:
     """Bring a binary (H, W) mask onto the embedding grid the way the image gets there.
 
-    The mask is drawn as value 215 in channel 0 of an RGB image, resized with SAM's
-    longest-side transform, normalised with SAM's channel-0 mean/std, zero-padded to the
-    square input and bilinearly downsampled to the grid; a cell is foreground when the
+    The mask is drawn in channel 0 of an RGB image (as 215, the video recipe's value, or as
+    ``value``, the (H, W) uint8 channel 0 of a mask file as the image recipe reads it), resized
+    with SAM's longest-side transform, normalised with SAM's channel-0 mean/std, zero-padded to
+    the square input and bilinearly downsampled to the grid; a cell is foreground when the
     result is positive. Returns a bool (g, g) tensor.
     """
     model = predictor.model
     drawn = np.zeros(mask.shape + (3,), dtype=np.uint8)
-    drawn[..., 0] = mask.astype(bool) * MASK_VALUE
+    drawn[..., 0] = mask.astype(bool) * MASK_VALUE if value is None else np.where(mask, value, 0)
     resized = predictor.transform.apply_image(drawn)[..., 0]
     channel = torch.as_tensor(resized, dtype=torch.float32, device=predictor.device)
     channel = (channel - model.pixel_mean[0, 0, 0]) / model.pixel_std[0, 0, 0]
@@ -83,15 +84,16 @@ class Target:
     rule: str
 
 
-def target_embedding(predictor: FramePredictor, mask: np.ndarray, mode: str = "mean-max") -> Target:
+def target_embedding(predictor: FramePredictor, mask: np.ndarray, mode: str = "mean-max",
+                     value: Optional[np.ndarray] = None) -> Target:
     """Target embedding of one object from the current image's features.
 
     ``mode`` is ``mean-max`` (mean/2 + max/2, the video recipe) or ``mean`` (the image
-    recipe). Objects too small to own a grid cell fall back to the cells the mask
-    touches, then to the centroid cell, so the result is never NaN.
+    recipe); ``value``: see :func:`mask_to_grid`. Objects too small to own a grid cell fall
+    back to the cells the mask touches, then to the centroid cell, so the result is never NaN.
     """
     feats = predictor.features[0].permute(1, 2, 0)  # g, g, C
-    cells, rule = mask_to_grid(predictor, mask), "grid"
+    cells, rule = mask_to_grid(predictor, mask, value), "grid"
     if not bool(cells.any()):
         cells, rule = mask_touched_cells(predictor, mask), "touched"
     if not bool(cells.any()):
@@ -105,6 +107,15 @@ def target_embedding(predictor: FramePredictor, mask: np.ndarray, mode: str = "m
     else:
         raise ValueError(f"unknown target mode {mode!r}")
     return Target(feature=F.normalize(pooled, dim=0), mean=mean, cells=int(cells.sum()), rule=rule)
+
+
+def combine_targets(targets: List[Target]) -> "tuple[torch.Tensor, torch.Tensor]":
+    """(feature, mean) of an object shown on several images: the mean of the normalised features,
+    normalised again (each image counts the same whatever its size), and the mean of the means."""
+    if len(targets) == 1:
+        return targets[0].feature, targets[0].mean
+    feature = F.normalize(torch.stack([t.feature for t in targets]).mean(0), dim=0)
+    return feature, torch.stack([t.mean for t in targets]).mean(0)
 
 
 # ------------------------------------------------------------------ confidence map

@@ -22,7 +22,6 @@ from typing import Dict, Hashable, List, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .. import persam
 from ..model.predictor import FramePredictor
@@ -69,14 +68,6 @@ def encode(segmenter: Encoder, view: SeedView) -> None:
     segmenter.encode_kept(view.key, view.image)
 
 
-def combine(targets: List[persam.Target]) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(feature, mean) of an object from its per-image targets (see the module's rules)."""
-    if len(targets) == 1:
-        return targets[0].feature, targets[0].mean
-    feature = F.normalize(torch.stack([t.feature for t in targets]).mean(0), dim=0)
-    return feature, torch.stack([t.mean for t in targets]).mean(0)
-
-
 def fit_views(views: Sequence[SeedView], obj_id: int) -> List[SeedView]:
     """The images PerSAM-F's weights of ``obj_id`` are fitted on: its prompted frames, or else its
     references of the first reference's size."""
@@ -112,7 +103,7 @@ def seed_objects(segmenter: Encoder, views: Sequence[SeedView], ids: Sequence[in
             warnings.warn(f"object {k} is empty in the seed mask: it will not be tracked")
             objects.append(ObjectState(k, None, None))
         else:
-            objects.append(ObjectState(k, *combine(targets[k])))
+            objects.append(ObjectState(k, *persam.combine_targets(targets[k])))
     spent = Timings()
     _references(segmenter, objects, views, loaded, spent)
     return objects, spent

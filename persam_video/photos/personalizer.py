@@ -1,0 +1,154 @@
+"""PerSAM and PerSAM-F on photos: one or more reference photos personalise SAM, which then finds
+those objects in any other photo (the public image recipe, docs/photos.md)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .. import persam
+from ..errors import PersamError, check_size
+from ..model.predictor import FramePredictor
+from ..options import option
+
+PHOTO_METHODS = ("persam", "persam-f")
+
+
+@dataclass
+class PhotoOptions:
+    """What the photo recipe computes; the defaults are the public image scripts'."""
+
+    method: str = option("persam", "persam: training-free (persam.py); persam-f: two scale weights fitted on "
+                                   "the references (persam_f.py)", choices=PHOTO_METHODS)
+    fit_iterations: int = option(1000, "PerSAM-F fitting iterations", metavar="N", type=int)
+    fit_lr: float = option(1e-3, "PerSAM-F fitting learning rate (AdamW, cosine schedule)", metavar="LR",
+                           type=float)
+    presence: float = option(
+        0.0, "not in the public recipe: count an object as absent from a photo (empty mask) when its peak "
+             "target similarity there is below R times its peak on the reference(s) (e.g. 0.8; 0: off)",
+        metavar="R", type=float)
+
+    def __post_init__(self) -> None:
+        if self.method not in PHOTO_METHODS:
+            raise PersamError(f"the photo method must be persam or persam-f, not {self.method!r}")
+        if self.fit_iterations < 0:
+            raise PersamError(f"the fit iterations must be 0 or more, not {self.fit_iterations}")
+        if not self.fit_lr > 0:
+            raise PersamError(f"the fit learning rate must be positive, not {self.fit_lr}")
+        if not 0.0 <= self.presence <= 1.0:
+            raise PersamError(f"the presence ratio must be in [0, 1], not {self.presence}")
+
+
+@dataclass
+class PhotoReference:
+    """An object shown on a reference photo: RGB uint8 ``image``, (H, W) bool ``mask``; ``value`` is
+    the mask file's channel 0 as the public scripts read it (it decides which grid cells count as
+    the object; None: the video recipe's drawn value)."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    obj_id: int = 1
+    value: Optional[np.ndarray] = None
+
+
+@dataclass
+class ObjectOnPhoto:
+    """One object on one photo: its mask, SAM's predicted IoU, the peak target similarity, found."""
+
+    obj_id: int
+    mask: np.ndarray
+    score: float
+    similarity: float
+    found: bool
+
+
+@dataclass
+class PhotoResult:
+    """One photo: the (H, W) uint8 label map (the objects' ids) and each object's result."""
+
+    labels: np.ndarray
+    objects: List[ObjectOnPhoto] = field(default_factory=list)
+
+
+class ImagePersonalizer:
+    """Personalise SAM on ``references`` (several per object allowed), then :meth:`segment` photos."""
+
+    def __init__(self, model: torch.nn.Module, references: Sequence[PhotoReference],
+                 options: Optional[PhotoOptions] = None) -> None:
+        if not references:
+            raise PersamError("no reference: give at least one reference photo and its mask")
+        self.options = options or PhotoOptions()
+        self.predictor = FramePredictor(model)
+        self.ids = sorted({r.obj_id for r in references})
+        mode = "mean" if self.options.method == "persam" else "mean-max"
+        targets: Dict[int, List[persam.Target]] = {k: [] for k in self.ids}
+        for ref in references:
+            check_size(f"the reference mask of object {ref.obj_id}", ref.mask.shape, ref.image.shape,
+                       "its photo is")
+            if not ref.mask.any():
+                raise PersamError(f"the reference mask of object {ref.obj_id} is empty")
+            self.predictor.set_image(ref.image)
+            targets[ref.obj_id].append(persam.target_embedding(self.predictor, ref.mask, mode, ref.value))
+        combined = [persam.combine_targets(targets[k]) for k in self.ids]
+        self.features = torch.stack([f for f, _ in combined])
+        self.means = torch.stack([m for _, m in combined])
+        self.reference_peak = self._reference_peaks(references)
+        self.weights = self._fit(references) if self.options.method == "persam-f" else None
+
+    def _reference_peaks(self, references: Sequence[PhotoReference]) -> torch.Tensor:
+        """Each object's peak similarity inside its mask, averaged over its references."""
+        peaks: Dict[int, List[float]] = {k: [] for k in self.ids}
+        for ref in references:
+            self.predictor.set_image(ref.image)
+            row = self.ids.index(ref.obj_id)
+            sim = persam.confidence_maps(self.predictor, self.features[row:row + 1])[0]
+            peaks[ref.obj_id].append(float(sim[torch.as_tensor(ref.mask, device=sim.device)].max()))
+        return torch.tensor([float(np.mean(peaks[k])) for k in self.ids])
+
+    @torch.no_grad()
+    def _fit(self, references: Sequence[PhotoReference]) -> torch.Tensor:
+        """PerSAM-F's two weights per object, fitted on its references of the first one's size: the
+        prompt is the top point of each reference's own similarity map, one positive point."""
+        weights = []
+        for row, k in enumerate(self.ids):
+            mine = [r for r in references if r.obj_id == k]
+            mine = [r for r in mine if r.mask.shape == mine[0].mask.shape]
+            logits, targets = [], []
+            for ref in mine:
+                self.predictor.set_image(ref.image)
+                maps = persam.confidence_maps(self.predictor, self.features[row:row + 1])
+                prompts = persam.Prompts(persam.top_points(maps, 1), torch.ones(1, 1, device=maps.device))
+                logits.append(persam.predict(self.predictor, prompts).logits)
+                targets.append(torch.as_tensor(ref.mask, device=maps.device))
+            stacked = logits[0] if len(logits) == 1 else torch.stack([x[0] for x in logits], dim=1)[None]
+            target = targets[0][None] if len(targets) == 1 else torch.stack(targets)[None]
+            with torch.enable_grad():
+                weights.append(persam.fit_scale_weights(stacked, target, self.options.fit_iterations,
+                                                        self.options.fit_lr)[0])
+        return torch.stack(weights)
+
+    @torch.no_grad()
+    def segment(self, image: np.ndarray) -> PhotoResult:
+        """Every object on ``image`` (RGB uint8): masks, scores, found, and the label map."""
+        self.predictor.set_image(image)
+        maps = persam.confidence_maps(self.predictor, self.features)
+        n = len(self.ids)
+        device = maps.device
+        if self.options.method == "persam":
+            points = torch.cat((persam.top_points(maps, 1), persam.lowest_point(maps)), dim=1)
+            labels = torch.tensor([[1.0, 0.0]], device=device).expand(n, 2)
+            result = persam.decode_persam(self.predictor, persam.Prompts(points, labels), persam.Switches(True, True),
+                                          maps, self.means, single_first=True)
+        else:
+            prompts = persam.Prompts(persam.top_points(maps, 1), torch.ones(n, 1, device=device))
+            result = persam.decode_persam_f(self.predictor, prompts, self.weights)
+        peaks = maps.flatten(1).max(dim=1).values
+        found = result.found & (peaks >= self.reference_peak.to(device) * self.options.presence)
+        logits = torch.where(found[:, None, None], result.logits, torch.full_like(result.logits, float("-inf")))
+        label_map = persam.label_map(logits, self.ids)
+        objects = [ObjectOnPhoto(k, label_map == k, float(result.scores[i]) if bool(found[i]) else 0.0,
+                                 float(peaks[i]), bool(found[i]) and bool((label_map == k).any()))
+                   for i, k in enumerate(self.ids)]
+        return PhotoResult(label_map, objects)
