@@ -19,8 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    from . import batch, davis, demo, export, perseg, segment
-    for command in (segment, batch, davis, perseg, demo, export):
+    from . import batch, davis, demo, export, images, perseg, segment
+    for command in (segment, images, batch, davis, perseg, demo, export):
         command.add_parser(sub)
     from . import ui
     ui.add_parser(sub)

@@ -1,0 +1,93 @@
+"""``persam-video images``: one or more reference photos, then every photo of a collection."""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from typing import Optional
+
+from tqdm.auto import tqdm
+
+from ..errors import PersamError
+from ..io.photos import list_photos
+from ..model.loading import sha256_of
+from ..photos.collection import EXPORTS, references_from_files, segment_collection
+from ..photos.personalizer import ImagePersonalizer, PhotoOptions
+from ..runtime.locking import output_lock
+from .common import (
+    add_command,
+    add_dataclass_options,
+    add_model_options,
+    add_quiet,
+    check_threads,
+    load_model,
+    model_spec,
+)
+
+EPILOG = """examples:
+  persam-video images --ref-image dog.jpg --ref-mask dog.png album/ --out masks/
+  persam-video images --ref-image a.jpg --ref-mask a.png --ref-image b.jpg --ref-mask b.png photos.txt --out out/
+  persam-video images --ref-image dog.jpg --ref-mask dog.png album/ --out out/ --method persam-f --export cutout
+
+Writes OUT/<photo name>.png (a label PNG at the photo's size, the mask's object ids) for every
+photo and OUT/summary.csv (photo, object, found, score, similarity, area, seconds, error). A photo
+that cannot be read is reported there and the others go on (exit 1). Photos are read upright
+(EXIF orientation applied), as a viewer shows them.
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``images`` to the top-level subcommands."""
+    parser = add_command(subparsers, "images", "find the objects of reference photos in every photo of a collection",
+                         "Personalise SAM with one or more reference photos and their masks (PerSAM, training-free, "
+                         "or PerSAM-F, two weights fitted per object), then segment those objects in every photo: "
+                         "each photo on its own, any size.", EPILOG)
+    parser.add_argument("photos", nargs="+", metavar="PHOTOS",
+                        help="photo files, folders (searched recursively, sorted) or list files (.txt, one path "
+                             "per line)")
+    parser.add_argument("--ref-image", action="append", required=True, metavar="IMG",
+                        help="a reference photo (repeat with --ref-mask for several references)")
+    parser.add_argument("--ref-mask", action="append", required=True, metavar="PNG",
+                        help="the objects on the matching --ref-image: an indexed PNG (their ids) or a 0/255 mask "
+                             "(object 1)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    parser.add_argument("--restart", action="store_true",
+                        help="redo every photo (default: a rerun with the same references and settings skips the "
+                             "photos a killed run had done)")
+    parser.add_argument("--export", choices=EXPORTS, default=None,
+                        help="also write, per found object, OUT/<kind>/<photo>_<id>.png: an RGBA cut-out, a grey "
+                             "matte, or the subject on white")
+    add_quiet(parser, "no progress bar")
+    add_dataclass_options(parser, PhotoOptions, "method")
+    add_model_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> Optional[int]:
+    """Run ``images``."""
+    check_threads(args.threads)
+    if len(args.ref_image) != len(args.ref_mask):
+        raise PersamError(f"{len(args.ref_image)} --ref-image but {len(args.ref_mask)} --ref-mask: give them in pairs")
+    options = PhotoOptions(args.method, args.fit_iterations, args.fit_lr, args.presence)
+    references = [ref for image, mask in zip(args.ref_image, args.ref_mask)
+                  for ref in references_from_files(image, mask)]
+    photos = list_photos(args.photos)
+    with output_lock(args.out):
+        model = load_model(args, progress=not args.quiet)
+        personalizer = ImagePersonalizer(model, references, options)
+        settings = {**asdict(options), "model_type": args.model_type,
+                    "weights_sha256": model_spec(args).weights_sha256(), "numerics": getattr(model, "numerics", ""),
+                    "references": [[sha256_of(image)[:16], sha256_of(mask)[:16]]
+                                   for image, mask in zip(args.ref_image, args.ref_mask)]}
+        done = segment_collection(personalizer, photos, args.out, export=args.export, progress=not args.quiet,
+                                  log=lambda text: tqdm.write(text, file=sys.stderr), settings=settings,
+                                  restart=args.restart)
+    if not args.quiet:
+        found = sum(1 for row in done.rows if row.get("found") == 1)
+        print(f"{len(photos) - len(done.failed)} photo(s) segmented, {found} object(s) found; masks and "
+              f"{done.summary.name} in {args.out}", file=sys.stderr)
+    if done.failed:
+        print(f"persam-video: {len(done.failed)} photo(s) could not be read: {'; '.join(done.failed)}",
+              file=sys.stderr)
+        return 1
+    return 0

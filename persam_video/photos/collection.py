@@ -1,0 +1,160 @@
+"""A photo collection through an :class:`ImagePersonalizer`: references read from files, one label
+PNG per photo, a summary CSV, and optional cut-outs, mattes or subjects on white."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..errors import PersamError, check_size, error_line
+from ..export.render import cutout_frame, matte_frame
+from ..export.sinks import write_image_png
+from ..io.files import PathLike, atomic_write, ensure_writable_dir, remove_temporaries
+from ..io.masks import object_ids, read_label_png, write_label_png
+from ..io.photos import read_mask_colours, read_photo
+from .personalizer import ImagePersonalizer, PhotoReference
+
+EXPORTS = ("cutout", "matte", "white")
+SUMMARY_NAME = "summary.csv"
+PROGRESS_NAME = ".persam-images.json"  # the photos done so far and their rows, for a rerun after a kill
+COLUMNS = ("photo", "object", "found", "score", "similarity", "area", "seconds", "error")
+
+
+def references_from_files(image_path: PathLike, mask_path: PathLike) -> List[PhotoReference]:
+    """One reference per object of the mask file (ids as in the file; a 0/255 mask is object 1).
+    An object whose pixels all have a red channel (PerSeg's palette masks, grey masks) keeps it for
+    the image recipe's grid rule; one whose colour lacks red (ids 2+ of the DAVIS palette) takes
+    the video recipe's drawn value instead."""
+    image = read_photo(image_path)
+    labels = read_label_png(mask_path)
+    check_size(f"the reference mask {mask_path}", labels.shape, image.shape, f"its photo {image_path} is")
+    ids = object_ids(labels)
+    if not ids:
+        raise PersamError(f"the reference mask {mask_path} has no object: every pixel is background or void")
+    red = read_mask_colours(mask_path)[..., 0]
+    references = []
+    for k in ids:
+        mask = labels == k
+        references.append(PhotoReference(image, mask, k, red if bool((red[mask] > 0).all()) else None))
+    return references
+
+
+@dataclass
+class CollectionRun:
+    """What a run over a collection did: summary rows, photos that failed, where the CSV is."""
+
+    rows: List[Dict[str, object]]
+    failed: List[str]
+    summary: Path
+
+
+def output_names(photos: Sequence[Path]) -> List[str]:
+    """``<stem>`` of each photo; two photos of one stem (in different folders) are an error, since
+    they would write the same label PNG."""
+    names = [p.stem for p in photos]
+    seen: Dict[str, Path] = {}
+    for photo, name in zip(photos, names):
+        if name in seen:
+            raise PersamError(f"two photos would write {name}.png: {seen[name]} and {photo} (rename one, or run "
+                              "the folders separately)")
+        seen[name] = photo
+    return names
+
+
+def export_objects(folder: Path, name: str, image: np.ndarray, labels: np.ndarray, found: Sequence[int],
+                   kind: str) -> None:
+    """Write ``kind`` (cutout: RGBA; matte: grey; white: the subject on white) for each found object."""
+    for k in found:
+        matte = matte_frame(labels, [k])
+        if kind == "matte":
+            picture = matte
+        elif kind == "cutout":
+            picture = cutout_frame(image, matte)
+        else:
+            alpha = matte[..., None].astype(np.float32) / 255
+            picture = np.round(image * alpha + 255 * (1 - alpha)).astype(np.uint8)
+        write_image_png(folder / f"{name}_{k}.png", picture)
+
+
+def write_summary(path: Path, rows: Sequence[Dict[str, object]]) -> None:
+    """The summary CSV, atomically."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text.getvalue()))
+
+
+def segment_collection(personalizer: ImagePersonalizer, photos: Sequence[Path], out: PathLike,
+                       export: Optional[str] = None, progress: bool = True,
+                       log: Callable[[str], None] = lambda text: None, settings: Optional[dict] = None,
+                       restart: bool = False) -> CollectionRun:
+    """Segment every photo into ``out/<stem>.png`` (the photo's size, the objects' ids) and write
+    ``out/summary.csv``; with ``export``, ``out/<export>/<stem>_<id>.png`` per found object. A photo
+    that cannot be read is reported in the summary and the others go on.
+
+    With ``settings`` (what decides the masks), the photos done are recorded after each one, and a
+    rerun with the same settings (unless ``restart``) skips them: a killed run goes on where it was."""
+    if export is not None and export not in EXPORTS:
+        raise PersamError(f"unknown export {export!r}: use {', '.join(EXPORTS)}")
+    names = output_names(photos)
+    out = ensure_writable_dir(out)
+    remove_temporaries(out)
+    exports = ensure_writable_dir(out / export) if export else None
+    if exports is not None:
+        remove_temporaries(exports)
+    record = {"settings": settings, "export": export}
+    saved = None if restart or settings is None else _read_progress(out / PROGRESS_NAME, record)
+    done: Dict[str, List[Dict[str, object]]] = {} if saved is None else saved["done"]
+    failed: List[str] = []
+    try:
+        for photo, name in tqdm(list(zip(photos, names)), unit="photo", desc="photos", disable=not progress,
+                                dynamic_ncols=True, initial=0):
+            if str(photo) in done and (out / f"{name}.png").is_file():
+                continue
+            began = time.perf_counter()
+            try:
+                image = read_photo(photo)
+            except PersamError as exc:
+                failed.append(str(photo))
+                done[str(photo)] = [{"photo": str(photo), "error": error_line(exc)}]
+                log(f"{photo}: {error_line(exc)}")
+                continue
+            result = personalizer.segment(image)
+            write_label_png(out / f"{name}.png", result.labels)
+            if exports is not None:
+                export_objects(exports, name, image, result.labels, [o.obj_id for o in result.objects if o.found],
+                               export)
+            seconds = time.perf_counter() - began
+            done[str(photo)] = [{"photo": str(photo), "object": o.obj_id, "found": int(o.found),
+                                 "score": f"{o.score:.4f}", "similarity": f"{o.similarity:.4f}",
+                                 "area": int(o.mask.sum()), "seconds": f"{seconds:.3f}", "error": ""}
+                                for o in result.objects]
+            if settings is not None:
+                _write_progress(out / PROGRESS_NAME, {**record, "done": done})
+    finally:
+        rows = [row for photo in photos for row in done.get(str(photo), [])]
+        write_summary(out / SUMMARY_NAME, rows)
+    failed = [str(p) for p in photos if any(row.get("error") for row in done.get(str(p), []))]
+    return CollectionRun(rows, failed, out / SUMMARY_NAME)
+
+
+def _read_progress(path: Path, record: dict) -> Optional[dict]:
+    """A saved run of the same settings and export, else None (it is then done again)."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    same = isinstance(saved, dict) and all(saved.get(key) == value for key, value in record.items())
+    return saved if same and isinstance(saved.get("done"), dict) else None
+
+
+def _write_progress(path: Path, record: dict) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record)))

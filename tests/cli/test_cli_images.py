@@ -1,0 +1,168 @@
+"""`persam-video images`: label PNGs at each photo's size, the summary, exports, EXIF, one-line errors."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from conftest import assert_one_line_error, run_cli
+from PIL import Image
+
+from persam_video.demo_clip import make_clip
+from persam_video.io.masks import read_label_png, write_label_png
+
+SIZE = (90, 120)
+
+
+@pytest.fixture(scope="module")
+def album(tmp_path_factory):
+    """A reference (photo 0 of a clip, its two objects) and an album of three photos of two sizes."""
+    root = tmp_path_factory.mktemp("album")
+    clip = make_clip(seed=8, n_frames=4, size=SIZE, n_objects=2)
+    Image.fromarray(clip.frames[0]).save(root / "ref.png")
+    write_label_png(root / "ref_mask.png", clip.labels[0])
+    (root / "photos" / "more").mkdir(parents=True)
+    Image.fromarray(clip.frames[1]).save(root / "photos" / "a.jpg", quality=95)
+    Image.fromarray(clip.frames[2]).save(root / "photos" / "more" / "b.png")
+    big = make_clip(seed=9, n_frames=1, size=(100, 150), n_objects=1).frames[0]
+    Image.fromarray(big).save(root / "photos" / "c.webp", lossless=True)
+    return root
+
+
+def model_args(checkpoint):
+    return ["--checkpoint", checkpoint, "--model-type", "small", "--device", "cpu", "--quiet"]
+
+
+def images(root, out, checkpoint, *extra):
+    return ["images", "--ref-image", root / "ref.png", "--ref-mask", root / "ref_mask.png", *extra, "--out", out,
+            *model_args(checkpoint)]
+
+
+def read_rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_every_photo_gets_a_label_png_at_its_size_and_summary_rows(album, small_checkpoint, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = run_cli(images(album, out, small_checkpoint, album / "photos", "--export", "white"), capsys)
+    assert code == 0, err
+    assert read_label_png(out / "a.png").shape == SIZE and read_label_png(out / "b.png").shape == SIZE
+    assert read_label_png(out / "c.png").shape == (100, 150)
+    assert set(np.unique(read_label_png(out / "a.png"))) <= {0, 1, 2}
+    rows = read_rows(out / "summary.csv")
+    assert [(r["photo"].rsplit("/", 1)[-1], r["object"]) for r in rows] == [
+        ("a.jpg", "1"), ("a.jpg", "2"), ("c.webp", "1"), ("c.webp", "2"), ("b.png", "1"), ("b.png", "2")]
+    for row in rows:
+        labels = read_label_png(out / f"{row['photo'].rsplit('/', 1)[-1].rsplit('.', 1)[0]}.png")
+        assert int(row["area"]) == int((labels == int(row["object"])).sum())
+        exported = out / "white" / f"{row['photo'].rsplit('/', 1)[-1].rsplit('.', 1)[0]}_{row['object']}.png"
+        assert exported.exists() == (row["found"] == "1")
+
+
+def test_an_unreadable_photo_is_reported_and_the_others_go_on(album, small_checkpoint, tmp_path, capsys):
+    broken = tmp_path / "in" / "broken.jpg"
+    broken.parent.mkdir()
+    broken.write_bytes(b"\xff\xd8\xff not really a jpeg")
+    out = tmp_path / "out"
+    code, _, err = run_cli(images(album, out, small_checkpoint, broken, album / "photos" / "a.jpg"), capsys)
+    assert code == 1 and "1 photo(s) could not be read" in err and "Traceback" not in err
+    rows = read_rows(out / "summary.csv")
+    assert rows[0]["error"].startswith("cannot read the photo") and (out / "a.png").exists()
+
+
+def test_an_exif_rotated_photo_is_segmented_as_it_is_shown(album, small_checkpoint, tmp_path, capsys):
+    upright = np.asarray(Image.open(album / "photos" / "more" / "b.png").convert("RGB"))
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # what a phone stores
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to show
+    stored.save(tmp_path / "phone.png", exif=exif)
+    Image.fromarray(upright).save(tmp_path / "plain.png")
+    out = tmp_path / "out"
+    code, _, err = run_cli(images(album, out, small_checkpoint, tmp_path / "phone.png", tmp_path / "plain.png"),
+                           capsys)
+    assert code == 0, err
+    assert read_label_png(out / "phone.png").shape == SIZE
+    assert np.array_equal(read_label_png(out / "phone.png"), read_label_png(out / "plain.png"))
+
+
+@pytest.mark.parametrize("breakage, needle", [
+    ("size", "reference mask"),
+    ("empty", "has no object"),
+    ("no_photos", "holds no photo"),
+    ("out_is_file", "cannot write to output folder"),
+    ("pairs", "give them in pairs"),
+    ("same_stem", "two photos would write a.png"),
+])
+def test_bad_input_is_one_line(album, small_checkpoint, tmp_path, capsys, breakage, needle):
+    photos = [album / "photos" / "a.jpg"]
+    ref_mask = album / "ref_mask.png"
+    out = tmp_path / "out"
+    extra = []
+    if breakage == "size":
+        ref_mask = tmp_path / "small.png"
+        write_label_png(ref_mask, np.ones((10, 10), np.uint8))
+    elif breakage == "empty":
+        ref_mask = tmp_path / "empty.png"
+        write_label_png(ref_mask, np.zeros(SIZE, np.uint8))
+    elif breakage == "no_photos":
+        (tmp_path / "nothing").mkdir()
+        photos = [tmp_path / "nothing"]
+    elif breakage == "out_is_file":
+        out.write_text("a file")
+    elif breakage == "pairs":
+        extra = ["--ref-image", album / "ref.png"]
+    else:
+        (tmp_path / "x").mkdir()
+        Image.open(album / "photos" / "a.jpg").save(tmp_path / "x" / "a.png")
+        photos.append(tmp_path / "x" / "a.png")
+    args = ["images", "--ref-image", album / "ref.png", "--ref-mask", ref_mask, *extra, *photos, "--out", out,
+            *model_args(small_checkpoint)]
+    code, _, err = run_cli(args, capsys)
+    assert_one_line_error(code, err, needle)
+    assert breakage == "out_is_file" or not (out / "summary.csv").exists()
+
+
+def test_a_killed_run_goes_on_where_it_was_with_the_same_files(album, small_checkpoint, tmp_path, capsys):
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    frames = make_clip(seed=12, n_frames=12, size=SIZE, n_objects=2).frames
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"p{i:02d}.png")
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    assert run_cli(images(album, whole, small_checkpoint, folder), capsys)[0] == 0
+    command = [sys.executable, "-m", "persam_video", *map(str, images(album, resumed, small_checkpoint, folder))]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    progress = resumed / ".persam-images.json"
+    try:
+        end = time.monotonic() + 120
+        while time.monotonic() < end and process.poll() is None:
+            try:
+                if len(json.loads(progress.read_text())["done"]) >= 3:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    before = len(json.loads(progress.read_text())["done"])
+    assert 3 <= before < len(frames), before
+    stamps = {p: p.stat().st_mtime_ns for p in resumed.glob("p*.png")}
+    code, _, err = run_cli(images(album, resumed, small_checkpoint, folder), capsys)
+    assert code == 0, err
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items() if p.stem in
+               {name.rsplit("/", 1)[-1].rsplit(".", 1)[0] for name in json.loads(progress.read_text())["done"]})
+    written = {p.name: p.read_bytes() for p in resumed.glob("*.png")}
+    assert {p.name: p.read_bytes() for p in whole.glob("*.png")} == written
+    strip = [{k: v for k, v in row.items() if k != "seconds"} for row in read_rows(whole / "summary.csv")]
+    assert [{k: v for k, v in row.items() if k != "seconds"} for row in read_rows(resumed / "summary.csv")] == strip
+    assert not list(resumed.glob(".*.tmp*"))
