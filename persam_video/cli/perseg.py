@@ -2,9 +2,26 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Optional
 
-from .common import add_command, name_list
+from ..photos.personalizer import PhotoOptions
+from .common import (
+    add_command,
+    add_dataclass_options,
+    add_model_options,
+    add_quiet,
+    check_threads,
+    load_model,
+    model_spec,
+    name_list,
+)
+
+RUN_EPILOG = """examples:
+  persam-video perseg run --root PerSeg --out results/ --eval
+  persam-video perseg run --root PerSeg --out results/ --method persam-f --model-type vit_b \\
+      --checkpoint sam_vit_b_01ec64.pth
+"""
 
 EVAL_EPILOG = """examples:
   persam-video perseg eval --root PerSeg --results results/
@@ -33,6 +50,39 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--objects", type=name_list, default=None, metavar="A,B",
                     help="score only these objects (default: every object folder of Annotations/)")
     ev.set_defaults(run=run_eval)
+
+    run_cmd = add_command(actions, "run", "segment every object's photos from its reference photo",
+                          "Segment every photo of each PerSeg object from its reference photo and mask (PerSAM or "
+                          "PerSAM-F, the public image recipe) into OUT/<object>/<name>.png, the reference included, "
+                          "as perseg eval expects. A rerun skips the objects already done with the same settings.",
+                          RUN_EPILOG)
+    run_cmd.add_argument("--root", required=True, metavar="DIR", help="the PerSeg folder (Images/, Annotations/)")
+    run_cmd.add_argument("--out", required=True, metavar="DIR", help="results folder: OUT/<object>/<name>.png")
+    run_cmd.add_argument("--ref-idx", default="00", metavar="NN", help="the reference photo's name (default: 00)")
+    run_cmd.add_argument("--objects", type=name_list, default=None, metavar="A,B",
+                         help="segment only these objects (default: all)")
+    run_cmd.add_argument("--eval", action="store_true", help="score the results afterwards (perseg eval)")
+    add_quiet(run_cmd, "no progress bar")
+    add_dataclass_options(run_cmd, PhotoOptions, "method")
+    add_model_options(run_cmd)
+    run_cmd.set_defaults(run=run_run)
+
+
+def run_run(args: argparse.Namespace) -> Optional[int]:
+    """Run ``perseg run``."""
+    from ..perseg.evaluate import evaluate, format_report
+    from ..perseg.runner import run_perseg
+    from ..runtime.locking import output_lock
+
+    check_threads(args.threads)
+    options = PhotoOptions(args.method, args.fit_iterations, args.fit_lr, args.presence)
+    with output_lock(args.out):
+        model = load_model(args, progress=not args.quiet)
+        run_perseg(args.root, args.out, options, model_spec(args), model, args.ref_idx, args.objects,
+                   progress=not args.quiet, log=lambda text: None if args.quiet else print(text, file=sys.stderr))
+    if args.eval:
+        print(format_report(evaluate(args.root, args.out, args.ref_idx, args.objects)))
+    return 0
 
 
 def run_eval(args: argparse.Namespace) -> Optional[int]:

@@ -1,0 +1,72 @@
+"""Segment every PerSeg object from its reference photo (behind ``persam-video perseg run``).
+
+Each object's photos, the reference's included (``eval_miou.py`` pairs results and annotations by
+position), are written to ``OUT/<object>/<name>.png``; ``OUT/<object>/.done`` marks a finished
+object, and a rerun with the same settings skips it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import PersamError
+from ..io.files import PathLike, atomic_write, ensure_writable_dir, remove_temporaries
+from ..io.masks import write_label_png
+from ..io.photos import list_photos, read_photo
+from ..model.loading import ModelSpec
+from ..photos.collection import references_from_files
+from ..photos.personalizer import ImagePersonalizer, PhotoOptions
+from .layout import PersegLayout
+
+MARKER = ".done"
+
+
+def settings_record(options: PhotoOptions, model: ModelSpec) -> dict:
+    """What decides an object's masks: the photo options, the model type and its weights."""
+    return {**asdict(options), "model_type": model.model_type, "weights_sha256": model.weights_sha256()}
+
+
+def run_perseg(root: PathLike, out: PathLike, options: PhotoOptions, model: ModelSpec, loaded: torch.nn.Module,
+               ref_idx: str = "00", objects: Optional[Sequence[str]] = None, progress: bool = True,
+               log: Callable[[str], None] = lambda text: None) -> List[str]:
+    """Segment the chosen objects (default: all) into ``out``; returns the objects segmented now."""
+    layout = PersegLayout(root)
+    names = layout.objects(objects)
+    settings = settings_record(options, model)
+    out = ensure_writable_dir(out)
+    done: List[str] = []
+    for name in tqdm(names, unit="object", desc="objects", disable=not progress, dynamic_ncols=True):
+        folder = out / name
+        marker = folder / MARKER
+        if marker.is_file() and _read(marker) == settings:
+            log(f"{name}: done already, skipped")
+            continue
+        photos = list_photos([layout.root / "Images" / name])
+        reference = [p for p in photos if p.stem == ref_idx]
+        if not reference:
+            raise PersamError(f"object {name} has no reference photo {ref_idx}.* in {layout.root / 'Images' / name}")
+        mask = layout.root / "Annotations" / name / f"{ref_idx}.png"
+        if not mask.is_file():
+            raise PersamError(f"object {name} has no reference mask {mask}")
+        personalizer = ImagePersonalizer(loaded, references_from_files(reference[0], mask), options)
+        ensure_writable_dir(folder)
+        remove_temporaries(folder)
+        if marker.exists():
+            marker.unlink()
+        for photo in photos:
+            write_label_png(folder / f"{photo.stem}.png", personalizer.segment(read_photo(photo)).labels)
+        atomic_write(marker, lambda tmp: Path(tmp).write_text(json.dumps(settings, sort_keys=True) + "\n"))
+        done.append(name)
+    return done
+
+
+def _read(marker: Path) -> Optional[dict]:
+    try:
+        return json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
