@@ -52,6 +52,20 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
     add_dataclass_options(parser, TrackerOptions, "method")
 
 
+def add_photo_options(parser: argparse.ArgumentParser) -> None:
+    """The photo recipe's flags, one per :class:`~persam_video.photos.personalizer.PhotoOptions` field."""
+    from ..photos.personalizer import PhotoOptions
+
+    add_dataclass_options(parser, PhotoOptions, "method")
+
+
+def photo_options(args: argparse.Namespace) -> Any:
+    """PhotoOptions from parsed flags."""
+    from ..photos.personalizer import PhotoOptions
+
+    return _from_args(PhotoOptions, args)
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """The model's flags (one per :class:`ModelSpec` field) and ``--threads``."""
     group = add_dataclass_options(parser, ModelSpec, "model")

@@ -12,16 +12,17 @@ from ..errors import PersamError
 from ..io.photos import list_photos
 from ..model.loading import sha256_of
 from ..photos.collection import EXPORTS, references_from_files, segment_collection
-from ..photos.personalizer import ImagePersonalizer, PhotoOptions
+from ..photos.personalizer import ImagePersonalizer
 from ..runtime.locking import output_lock
 from .common import (
     add_command,
-    add_dataclass_options,
     add_model_options,
+    add_photo_options,
     add_quiet,
     check_threads,
     load_model,
     model_spec,
+    photo_options,
 )
 
 EPILOG = """examples:
@@ -58,7 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="also write, per found object, OUT/<kind>/<photo>_<id>.png: an RGBA cut-out, a grey "
                              "matte, or the subject on white")
     add_quiet(parser, "no progress bar")
-    add_dataclass_options(parser, PhotoOptions, "method")
+    add_photo_options(parser)
     add_model_options(parser)
     parser.set_defaults(run=run)
 
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> Optional[int]:
     check_threads(args.threads)
     if len(args.ref_image) != len(args.ref_mask):
         raise PersamError(f"{len(args.ref_image)} --ref-image but {len(args.ref_mask)} --ref-mask: give them in pairs")
-    options = PhotoOptions(args.method, args.fit_iterations, args.fit_lr, args.presence)
+    options = photo_options(args)
     references = [ref for image, mask in zip(args.ref_image, args.ref_mask)
                   for ref in references_from_files(image, mask)]
     photos = list_photos(args.photos)

@@ -5,16 +5,16 @@ import argparse
 import sys
 from typing import Optional
 
-from ..photos.personalizer import PhotoOptions
 from .common import (
     add_command,
-    add_dataclass_options,
     add_model_options,
+    add_photo_options,
     add_quiet,
     check_threads,
     load_model,
     model_spec,
     name_list,
+    photo_options,
 )
 
 RUN_EPILOG = """examples:
@@ -63,7 +63,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          help="segment only these objects (default: all)")
     run_cmd.add_argument("--eval", action="store_true", help="score the results afterwards (perseg eval)")
     add_quiet(run_cmd, "no progress bar")
-    add_dataclass_options(run_cmd, PhotoOptions, "method")
+    add_photo_options(run_cmd)
     add_model_options(run_cmd)
     run_cmd.set_defaults(run=run_run)
 
@@ -75,7 +75,7 @@ def run_run(args: argparse.Namespace) -> Optional[int]:
     from ..runtime.locking import output_lock
 
     check_threads(args.threads)
-    options = PhotoOptions(args.method, args.fit_iterations, args.fit_lr, args.presence)
+    options = photo_options(args)
     with output_lock(args.out):
         model = load_model(args, progress=not args.quiet)
         run_perseg(args.root, args.out, options, model_spec(args), model, args.ref_idx, args.objects,
