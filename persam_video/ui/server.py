@@ -30,6 +30,7 @@ from ..errors import PersamError, error_line
 from ..export.render import overlay_frame
 from ..options import TrackerOptions
 from .downloads import build_download
+from .photo_routes import add_photo_routes
 from .state import BrowserSession
 from .store import SessionStore
 from .video import UiError, display_name, save_upload, too_large
@@ -124,15 +125,20 @@ def create_app(model, config: UiConfig, session_class: Optional[Callable] = None
             "model": config.model_name, "note": config.model_note, "method": config.options.method,
             "max_upload_mb": config.max_upload_mb, "preset": config.preset.name if config.preset else None}}
 
-    @app.get("/", response_class=HTMLResponse)
-    def index(request: Request) -> HTMLResponse:
+    def open_page(request: Request, page_file: Path) -> HTMLResponse:
         try:
             session = store.get(request.cookies.get(COOKIE)) or store.create()
         except UiError as exc:
             return HTMLResponse(f"<!doctype html><title>persam-video</title><p>{exc}</p>", status_code=exc.status)
-        page = HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
+        page = HTMLResponse(page_file.read_text(encoding="utf-8"))
         page.set_cookie(COOKIE, session.id, httponly=True, samesite="strict", path="/")
         return page
+
+    @app.get("/", response_class=HTMLResponse)
+    def index(request: Request) -> HTMLResponse:
+        return open_page(request, STATIC / "index.html")
+
+    add_photo_routes(app, current, open_page, config.max_upload_bytes)
 
     @app.get("/api/state")
     def get_state(session: BrowserSession = Depends(current)) -> dict:

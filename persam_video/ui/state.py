@@ -33,6 +33,7 @@ import numpy as np
 from ..io.masks import DAVIS_PALETTE, read_label_png, write_label_png
 from ..io.writer import LabelWriter
 from ..options import TrackerOptions
+from .photos import PhotoWorkspace
 from .tracking import TrackJob
 from .video import LoadedVideo, UiError, load_video
 
@@ -57,6 +58,7 @@ class BrowserSession:
         self.options = options
         self.model_lock = model_lock
         self.lock = threading.RLock()
+        self.photos = PhotoWorkspace(model, model_lock)  # the photo mode (/photos) of this browser session
         self.last_seen = time.monotonic()
         self.video: Optional[LoadedVideo] = None
         self.video_session = None  # persam_video.tracking.session.VideoSession for the loaded video

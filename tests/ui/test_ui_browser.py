@@ -120,8 +120,9 @@ def find_chromium(playwright) -> Optional[str]:
     return None
 
 
-@pytest.fixture(scope="module")
-def browser():
+def chromium_browser():
+    """A headless Chromium driven by Playwright (a generator for module fixtures); skipped, or failed
+    under ``$PERSAM_VIDEO_REQUIRE_BROWSER=1``, when there is none."""
     with playwright_api.sync_playwright() as playwright:
         executable = find_chromium(playwright)
         if executable is None:
@@ -131,6 +132,11 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    yield from chromium_browser()
 
 
 def new_page(browser, server: Server):
