@@ -6,14 +6,21 @@ and turning): photo 00 and its mask are the reference, the others are scored as 
 (counts summed over an object's photos, the reference left out). "Absent" photos come from other
 clips, without that object: a found object there is a false detection. The bundled model knows
 only such synthetic shapes, so these figures say nothing about real photos.
-Example: ``python benchmarks/bench_images.py --objects 8 --photos 6``.
+Then ``persam-video images`` over all the set's photos from one reference, whole commands timed
+(start-up and model loading included) at 1 and N workers, interleaved.
+Example: ``python benchmarks/bench_images.py --objects 8 --photos 6 --workers 2``.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import platform
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -37,6 +44,8 @@ def main() -> None:
     parser.add_argument("--size", default="240x320", help="photo size HxW (default: 240x320)")
     parser.add_argument("--presence", type=float, default=0.99, help="presence ratio for the gated rows")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="the N of the photos/s rows (default: 2)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each workers setting (default: 2)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     size = tuple(int(v) for v in args.size.split("x"))
@@ -80,6 +89,41 @@ def main() -> None:
             fit = f"{np.mean(fit_seconds):.1f}" if method == "persam-f" else "-"
             print(f"| {method} | {presence or 'off'} | {np.mean(ious):.3f} | {np.mean(bious):.3f} | "
                   f"{np.mean(false_found):.0%} | {np.mean(kept):.0%} | {photos / seconds:.2f} | {fit} |")
+    command_rows(clips, args)
+
+
+def command_rows(clips, args) -> None:
+    """``persam-video images`` over every photo of the set (one reference), at 1 and N workers."""
+    from PIL import Image
+
+    from persam_video.io.masks import write_label_png
+
+    with tempfile.TemporaryDirectory(prefix="bench_images_") as tmp:
+        folder = Path(tmp)
+        (folder / "album").mkdir()
+        Image.fromarray(clips[0].frames[0]).save(folder / "ref.png")
+        write_label_png(folder / "ref_mask.png", clips[0].labels[0])
+        count = 0
+        for i, clip in enumerate(clips):
+            for t, frame in enumerate(clip.frames[1:]):
+                Image.fromarray(frame).save(folder / "album" / f"{i:02d}_{t:02d}.png")
+                count += 1
+        times = {1: [], args.workers: []}
+        for _ in range(args.repeats):
+            for workers in times:
+                out = folder / f"out{workers}"
+                began = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "persam_video", "images", "--ref-image", str(folder / "ref.png"),
+                                "--ref-mask", str(folder / "ref_mask.png"), str(folder / "album"), "--out", str(out),
+                                "--quiet", "--restart", "--workers", str(workers)], check=True)
+                times[workers].append(time.perf_counter() - began)
+    print(f"\n`persam-video images`, {count} photos, PerSAM, whole command (median of {args.repeats}; load average "
+          f"{os.getloadavg()[0]:.1f} at the end):\n")
+    print("| workers | seconds | photos/s |")
+    print("|---:|---:|---:|")
+    for workers, values in times.items():
+        median = statistics.median(values)
+        print(f"| {workers} | {median:.1f} | {count / median:.2f} |")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="the objects on the matching --ref-image: an indexed PNG (their ids) or a 0/255 mask "
                              "(object 1)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="photos segmented at once, each worker a process with its own model (default: 1)")
     parser.add_argument("--restart", action="store_true",
                         help="redo every photo (default: a rerun with the same references and settings skips the "
                              "photos a killed run had done)")
@@ -67,6 +69,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> Optional[int]:
     """Run ``images``."""
     check_threads(args.threads)
+    if args.workers < 1:
+        raise PersamError(f"--workers must be at least 1, not {args.workers}")
     if len(args.ref_image) != len(args.ref_mask):
         raise PersamError(f"{len(args.ref_image)} --ref-image but {len(args.ref_mask)} --ref-mask: give them in pairs")
     options = photo_options(args)
@@ -82,7 +86,7 @@ def run(args: argparse.Namespace) -> Optional[int]:
                                    for image, mask in zip(args.ref_image, args.ref_mask)]}
         done = segment_collection(personalizer, photos, args.out, export=args.export, progress=not args.quiet,
                                   log=lambda text: tqdm.write(text, file=sys.stderr), settings=settings,
-                                  restart=args.restart)
+                                  restart=args.restart, workers=args.workers, model=model_spec(args))
     if not args.quiet:
         found = sum(1 for row in done.rows if row.get("found") == 1)
         print(f"{len(photos) - len(done.failed)} photo(s) segmented, {found} object(s) found; masks and "

@@ -5,7 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -19,6 +23,9 @@ from ..export.sinks import write_image_png
 from ..io.files import PathLike, atomic_write, ensure_writable_dir, remove_temporaries
 from ..io.masks import object_ids, read_label_png, write_label_png
 from ..io.photos import read_mask_colours, read_photo
+from ..model.loading import ModelSpec
+from ..runtime.processes import stop_pool, tie_to_parent
+from ..runtime.system import set_threads
 from .personalizer import ImagePersonalizer, PhotoReference
 
 EXPORTS = ("cutout", "matte", "white")
@@ -92,58 +99,111 @@ def write_summary(path: Path, rows: Sequence[Dict[str, object]]) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text.getvalue()))
 
 
+def segment_photo(personalizer: ImagePersonalizer, photo: Path, name: str, out: Path, export: Optional[str]
+                  ) -> List[Dict[str, object]]:
+    """One photo: its label PNG, its exports, and its summary rows (one per object, or one error row)."""
+    began = time.perf_counter()
+    try:
+        image = read_photo(photo)
+    except PersamError as exc:
+        return [{"photo": str(photo), "error": error_line(exc)}]
+    result = personalizer.segment(image)
+    write_label_png(out / f"{name}.png", result.labels)
+    if export is not None:
+        export_objects(out / export, name, image, result.labels, [o.obj_id for o in result.objects if o.found],
+                       export)
+    seconds = time.perf_counter() - began
+    return [{"photo": str(photo), "object": o.obj_id, "found": int(o.found), "score": f"{o.score:.4f}",
+             "similarity": f"{o.similarity:.4f}", "area": int(o.mask.sum()), "seconds": f"{seconds:.3f}",
+             "error": ""} for o in result.objects]
+
+
 def segment_collection(personalizer: ImagePersonalizer, photos: Sequence[Path], out: PathLike,
                        export: Optional[str] = None, progress: bool = True,
                        log: Callable[[str], None] = lambda text: None, settings: Optional[dict] = None,
-                       restart: bool = False) -> CollectionRun:
+                       restart: bool = False, workers: int = 1, model: Optional[ModelSpec] = None) -> CollectionRun:
     """Segment every photo into ``out/<stem>.png`` (the photo's size, the objects' ids) and write
     ``out/summary.csv``; with ``export``, ``out/<export>/<stem>_<id>.png`` per found object. A photo
     that cannot be read is reported in the summary and the others go on.
 
     With ``settings`` (what decides the masks), the photos done are recorded after each one, and a
-    rerun with the same settings (unless ``restart``) skips them: a killed run goes on where it was."""
+    rerun with the same settings (unless ``restart``) skips them: a killed run goes on where it was.
+    ``workers`` > 1 runs the photos in that many processes, each loading ``model`` (the personalizer's
+    targets and weights are handed over, not fitted again): the same files as one worker."""
     if export is not None and export not in EXPORTS:
         raise PersamError(f"unknown export {export!r}: use {', '.join(EXPORTS)}")
+    if workers < 1:
+        raise PersamError(f"the worker count must be at least 1, not {workers}")
+    if workers > 1 and model is None:
+        raise PersamError("several workers need the model's ModelSpec, to load it in each")
     names = output_names(photos)
     out = ensure_writable_dir(out)
     remove_temporaries(out)
-    exports = ensure_writable_dir(out / export) if export else None
-    if exports is not None:
-        remove_temporaries(exports)
+    if export is not None:
+        remove_temporaries(ensure_writable_dir(out / export))
     record = {"settings": settings, "export": export}
     saved = None if restart or settings is None else _read_progress(out / PROGRESS_NAME, record)
     done: Dict[str, List[Dict[str, object]]] = {} if saved is None else saved["done"]
-    failed: List[str] = []
+    todo = [(photo, name) for photo, name in zip(photos, names)
+            if not (str(photo) in done and (out / f"{name}.png").is_file())]
+
+    def finished(photo: Path, rows: List[Dict[str, object]]) -> None:
+        done[str(photo)] = rows
+        if rows and rows[0].get("error"):
+            log(f"{photo}: {rows[0]['error']}")
+        if settings is not None:
+            _write_progress(out / PROGRESS_NAME, {**record, "done": done})
+
     try:
-        for photo, name in tqdm(list(zip(photos, names)), unit="photo", desc="photos", disable=not progress,
-                                dynamic_ncols=True, initial=0):
-            if str(photo) in done and (out / f"{name}.png").is_file():
-                continue
-            began = time.perf_counter()
-            try:
-                image = read_photo(photo)
-            except PersamError as exc:
-                failed.append(str(photo))
-                done[str(photo)] = [{"photo": str(photo), "error": error_line(exc)}]
-                log(f"{photo}: {error_line(exc)}")
-                continue
-            result = personalizer.segment(image)
-            write_label_png(out / f"{name}.png", result.labels)
-            if exports is not None:
-                export_objects(exports, name, image, result.labels, [o.obj_id for o in result.objects if o.found],
-                               export)
-            seconds = time.perf_counter() - began
-            done[str(photo)] = [{"photo": str(photo), "object": o.obj_id, "found": int(o.found),
-                                 "score": f"{o.score:.4f}", "similarity": f"{o.similarity:.4f}",
-                                 "area": int(o.mask.sum()), "seconds": f"{seconds:.3f}", "error": ""}
-                                for o in result.objects]
-            if settings is not None:
-                _write_progress(out / PROGRESS_NAME, {**record, "done": done})
+        with tqdm(total=len(photos), initial=len(photos) - len(todo), unit="photo", desc="photos",
+                  disable=not progress, dynamic_ncols=True) as bar:
+            if workers == 1 or len(todo) < 2:
+                for photo, name in todo:
+                    finished(photo, segment_photo(personalizer, photo, name, out, export))
+                    bar.update(1)
+            else:
+                _in_pool(todo, workers, model, personalizer.state(), out, export, finished, bar)
     finally:
         rows = [row for photo in photos for row in done.get(str(photo), [])]
         write_summary(out / SUMMARY_NAME, rows)
     failed = [str(p) for p in photos if any(row.get("error") for row in done.get(str(p), []))]
     return CollectionRun(rows, failed, out / SUMMARY_NAME)
+
+
+_WORKER: Dict[str, ImagePersonalizer] = {}
+
+
+def _init_worker(model: ModelSpec, state: dict, workers: int, parent: int) -> None:
+    """Pool initializer: die with the parent, load the model, rebuild the personalizer."""
+    tie_to_parent(parent)
+    set_threads(None, workers)
+    _WORKER["personalizer"] = ImagePersonalizer.from_state(model.load(progress=False), state)
+
+
+def _work(photo: Path, name: str, out: Path, export: Optional[str]) -> List[Dict[str, object]]:
+    return segment_photo(_WORKER["personalizer"], photo, name, out, export)
+
+
+def _in_pool(todo, workers: int, model: ModelSpec, state: dict, out: Path, export: Optional[str],
+             finished: Callable, bar) -> None:
+    """The photos of ``todo`` on a pool of ``workers`` processes, ``finished`` called as each ends."""
+    pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(model, state, workers, os.getpid()))
+    try:
+        futures = {pool.submit(_work, photo, name, out, export): photo for photo, name in todo}
+        for future in as_completed(futures):
+            try:
+                rows = future.result()
+            except BrokenProcessPool:
+                raise PersamError("a worker process died (out of memory?); the photos done are kept: run the "
+                                  "same command again to go on") from None
+            finished(futures[future], rows)
+            bar.update(1)
+    except BaseException:
+        stop_pool(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _read_progress(path: Path, record: dict) -> Optional[dict]:

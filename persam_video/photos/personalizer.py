@@ -97,6 +97,26 @@ class ImagePersonalizer:
         self.reference_peak = self._reference_peaks(references)
         self.weights = self._fit(references) if self.options.method == "persam-f" else None
 
+    def state(self) -> dict:
+        """What :meth:`segment` needs (targets, weights, options), to build the same personalizer in
+        another process with :meth:`from_state` without fitting again."""
+        return {"ids": list(self.ids), "features": self.features.cpu(), "means": self.means.cpu(),
+                "reference_peak": self.reference_peak.cpu(), "options": self.options,
+                "weights": None if self.weights is None else self.weights.cpu()}
+
+    @classmethod
+    def from_state(cls, model: torch.nn.Module, state: dict) -> "ImagePersonalizer":
+        """A personalizer from :meth:`state` on ``model`` (the same weights as where it was made)."""
+        made = cls.__new__(cls)
+        made.options = state["options"]
+        made.predictor = FramePredictor(model)
+        device = made.predictor.device
+        made.ids = list(state["ids"])
+        made.features, made.means = state["features"].to(device), state["means"].to(device)
+        made.reference_peak = state["reference_peak"]
+        made.weights = None if state["weights"] is None else state["weights"].to(device)
+        return made
+
     def _reference_peaks(self, references: Sequence[PhotoReference]) -> torch.Tensor:
         """Each object's peak similarity inside its mask, averaged over its references."""
         peaks: Dict[int, List[float]] = {k: [] for k in self.ids}

@@ -60,6 +60,19 @@ def test_every_photo_gets_a_label_png_at_its_size_and_summary_rows(album, small_
         assert exported.exists() == (row["found"] == "1")
 
 
+def test_two_workers_write_the_same_files_as_one(album, small_checkpoint, tmp_path, capsys):
+    one, two = tmp_path / "one", tmp_path / "two"
+    for out, workers in ((one, "1"), (two, "2")):
+        code, _, err = run_cli(images(album, out, small_checkpoint, album / "photos", "--method", "persam-f",
+                                      "--fit-iterations", "20", "--export", "matte", "--workers", workers), capsys)
+        assert code == 0, err
+    files = sorted(p.relative_to(one) for p in one.rglob("*.png"))
+    assert len(files) >= 3 and files == sorted(p.relative_to(two) for p in two.rglob("*.png"))
+    assert all((one / f).read_bytes() == (two / f).read_bytes() for f in files)
+    strip = [{k: v for k, v in row.items() if k != "seconds"} for row in read_rows(one / "summary.csv")]
+    assert [{k: v for k, v in row.items() if k != "seconds"} for row in read_rows(two / "summary.csv")] == strip
+
+
 def test_an_unreadable_photo_is_reported_and_the_others_go_on(album, small_checkpoint, tmp_path, capsys):
     broken = tmp_path / "in" / "broken.jpg"
     broken.parent.mkdir()
@@ -93,6 +106,7 @@ def test_an_exif_rotated_photo_is_segmented_as_it_is_shown(album, small_checkpoi
     ("out_is_file", "cannot write to output folder"),
     ("pairs", "give them in pairs"),
     ("same_stem", "two photos would write a.png"),
+    ("workers", "--workers must be at least 1"),
 ])
 def test_bad_input_is_one_line(album, small_checkpoint, tmp_path, capsys, breakage, needle):
     photos = [album / "photos" / "a.jpg"]
@@ -112,6 +126,8 @@ def test_bad_input_is_one_line(album, small_checkpoint, tmp_path, capsys, breaka
         out.write_text("a file")
     elif breakage == "pairs":
         extra = ["--ref-image", album / "ref.png"]
+    elif breakage == "workers":
+        extra = ["--workers", "0"]
     else:
         (tmp_path / "x").mkdir()
         Image.open(album / "photos" / "a.jpg").save(tmp_path / "x" / "a.png")
