@@ -61,9 +61,32 @@ def busy_seconds(cpus: Optional[set] = None, stat: Path = PROC_STAT) -> Optional
 
 
 def own_seconds() -> float:
-    """CPU seconds this process (every thread) and its finished children (an encoder's ffmpeg) have used."""
+    """CPU seconds this process (every thread) and its children have used: the finished ones (an
+    encoder's ffmpeg) and the running ones (the frame reader's ffmpeg), so their work is not taken
+    for other programs'."""
     times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
+    return times.user + times.system + times.children_user + times.children_system + running_children_seconds()
+
+
+def running_children_seconds(proc: Path = Path("/proc")) -> float:
+    """CPU seconds of this process's running children, from the kernel's per-process counters (0 where
+    there are none to read)."""
+    me = os.getpid()
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    try:
+        entries = [e for e in os.listdir(proc) if e.isdigit()]
+    except OSError:
+        return 0.0
+    for entry in entries:
+        try:
+            text = (proc / entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rfind(")") + 2:].split()  # after "pid (name) ": state, ppid, ...
+        if len(fields) > 12 and fields[1] == str(me):
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
 
 
 class ThreadGovernor:

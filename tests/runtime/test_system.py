@@ -103,3 +103,15 @@ def test_the_environment_fixes_the_count_like_threads(fake_clock, monkeypatch):
     monkeypatch.setenv(system.THREADS_ENV, "many")
     with pytest.raises(system.PersamError, match="PERSAM_VIDEO_THREADS must be a number"):
         system.set_threads(None)
+
+
+def test_running_children_count_as_this_process(tmp_path):
+    tick = system.os.sysconf("SC_CLK_TCK")
+    me = system.os.getpid()
+    for pid, ppid, utime, stime in ((101, me, 30, 10), (102, 1, 500, 500), (103, me, 5, 5)):
+        (tmp_path / str(pid)).mkdir()
+        fields = ["S", str(ppid)] + ["0"] * 9 + [str(utime), str(stime)] + ["0"] * 5
+        (tmp_path / str(pid) / "stat").write_text(f"{pid} (ffmpeg (x)) " + " ".join(fields) + "\n")
+    (tmp_path / "self").mkdir()
+    assert system.running_children_seconds(tmp_path) == pytest.approx(50 / tick)  # not the other parent's
+    assert system.running_children_seconds(tmp_path / "missing") == 0.0
