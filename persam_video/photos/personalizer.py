@@ -89,13 +89,21 @@ class ImagePersonalizer:
                        "its photo is")
             if not ref.mask.any():
                 raise PersamError(f"the reference mask of object {ref.obj_id} is empty")
-            self.predictor.set_image(ref.image)
+            self._show(ref)
             targets[ref.obj_id].append(persam.target_embedding(self.predictor, ref.mask, mode, ref.value))
         combined = [persam.combine_targets(targets[k]) for k in self.ids]
         self.features = torch.stack([f for f, _ in combined])
         self.means = torch.stack([m for _, m in combined])
         self.reference_peak = self._reference_peaks(references)
         self.weights = self._fit(references) if self.options.method == "persam-f" else None
+        self.predictor.forget()
+
+    def _show(self, ref: PhotoReference) -> None:
+        """Make ``ref``'s photo the predictor's image, encoding each photo once (several objects of one
+        photo share it; targets, peaks and the fit each need it)."""
+        if not self.predictor.recall(id(ref.image)):
+            self.predictor.set_image(ref.image)
+            self.predictor.keep(id(ref.image))
 
     def state(self) -> dict:
         """What :meth:`segment` needs (targets, weights, options), to build the same personalizer in
@@ -121,7 +129,7 @@ class ImagePersonalizer:
         """Each object's peak similarity inside its mask, averaged over its references."""
         peaks: Dict[int, List[float]] = {k: [] for k in self.ids}
         for ref in references:
-            self.predictor.set_image(ref.image)
+            self._show(ref)
             row = self.ids.index(ref.obj_id)
             sim = persam.confidence_maps(self.predictor, self.features[row:row + 1])[0]
             peaks[ref.obj_id].append(float(sim[torch.as_tensor(ref.mask, device=sim.device)].max()))
@@ -137,7 +145,7 @@ class ImagePersonalizer:
             mine = [r for r in mine if r.mask.shape == mine[0].mask.shape]
             logits, targets = [], []
             for ref in mine:
-                self.predictor.set_image(ref.image)
+                self._show(ref)
                 maps = persam.confidence_maps(self.predictor, self.features[row:row + 1])
                 prompts = persam.Prompts(persam.top_points(maps, 1), torch.ones(1, 1, device=maps.device))
                 logits.append(persam.predict(self.predictor, prompts).logits)
