@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Sequence
+from typing import BinaryIO, List, Sequence, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -35,16 +35,17 @@ def list_photos(inputs: Sequence[PathLike]) -> List[Path]:
     return list(dict.fromkeys(found))
 
 
-def read_photo(path: PathLike) -> np.ndarray:
-    """An (H, W, 3) uint8 RGB photo, turned as its EXIF orientation says (as viewers show it)."""
-    path = Path(path)
+def read_photo(source: Union[PathLike, BinaryIO], name: str = "") -> np.ndarray:
+    """An (H, W, 3) uint8 RGB photo from a file or an open binary stream (``name`` names it in the
+    error), turned as its EXIF orientation says (as viewers show it)."""
+    shown = name or str(source)
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             image.load()
             upright = ImageOps.exif_transpose(image)
             return np.asarray(upright.convert("RGB"))
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise PersamError(f"cannot read the photo {path}: {exc}") from None
+        raise PersamError(f"cannot read the photo {shown}: {exc}") from None
 
 
 def read_mask_colours(path: PathLike) -> np.ndarray:

@@ -198,6 +198,16 @@ class FramePredictor:
         return out[0].detach().cpu().numpy(), scores[0].detach().cpu().numpy(), low_res[0].detach().cpu().numpy()
 
     @torch.no_grad()
+    def click_mask(self, points: Optional[np.ndarray], labels: Optional[np.ndarray],
+                   box: Optional[np.ndarray] = None) -> np.ndarray:
+        """SAM's (H, W) bool mask for one object's clicks and box, by SamPredictor's rule: the best
+        of its three masks for a single click alone, its single mask otherwise (possibly empty)."""
+        n_points = 0 if points is None else len(points)
+        masks, scores, _ = self.predict(point_coords=points, point_labels=labels, box=box,
+                                        multimask_output=n_points == 1 and box is None)
+        return masks[int(np.argmax(scores))]
+
+    @torch.no_grad()
     def predict_torch(self, point_coords: Optional[torch.Tensor], point_labels: Optional[torch.Tensor],
                       boxes: Optional[torch.Tensor] = None, mask_input: Optional[torch.Tensor] = None,
                       multimask_output: bool = True, return_logits: bool = False

@@ -287,12 +287,7 @@ class VideoSession:
     def _decode_clicks(self, prompt: Prompt) -> np.ndarray:
         """SAM's mask for a prompt's clicks and box (SamPredictor, multimask for one click alone)."""
         self._encode_frame(prompt.frame)
-        n_points = 0 if prompt.points is None else len(prompt.points)
-        with torch.no_grad():
-            masks, scores, _ = self.segmenter.predictor.predict(
-                point_coords=prompt.points, point_labels=prompt.labels, box=prompt.box,
-                multimask_output=n_points == 1 and prompt.box is None)
-        mask = masks[int(np.argmax(scores))]
+        mask = self.segmenter.predictor.click_mask(prompt.points, prompt.labels, prompt.box)
         if not mask.any():
             self._prune()
             raise PersamError(f"SAM finds nothing at the prompt of {prompt.describe()}: click inside the object "

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import threading
 import zipfile
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 import numpy as np
-import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
+from ..errors import PersamError
 from ..export.render import cutout_frame, matte_frame, overlay_frame
+from ..io.photos import read_photo
 from ..model.predictor import FramePredictor
 from ..photos.personalizer import ImagePersonalizer, ObjectOnPhoto, PhotoOptions, PhotoReference
 from .video import UiError
 
+_KEYS = itertools.count()
 MAX_PHOTOS = 200
 MAX_SIDE = 2048  # photos are shown and segmented at most this large (the long side), to keep the page fast
 
@@ -31,14 +34,14 @@ MAX_SIDE = 2048  # photos are shown and segmented at most this large (the long s
 def decode_photo(data: bytes, name: str) -> np.ndarray:
     """An uploaded photo as RGB, upright (EXIF), at most ``MAX_SIDE`` on its long side."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            upright = ImageOps.exif_transpose(image).convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError):
+        image = read_photo(io.BytesIO(data), name)
+    except PersamError:
         raise UiError(f"{name or 'the upload'} is not a photo this page can read (JPEG, PNG, WebP, ...)") from None
-    scale = MAX_SIDE / max(upright.size)
-    if scale < 1:
-        upright = upright.resize((round(upright.width * scale), round(upright.height * scale)), Image.BILINEAR)
-    return np.asarray(upright)
+    scale = MAX_SIDE / max(image.shape[:2])
+    if scale >= 1:
+        return image
+    size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+    return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Clicked:
     name: str
     points: List[Tuple[float, float, bool]] = field(default_factory=list)
     mask: Optional[np.ndarray] = None
+    key: int = field(default_factory=lambda: next(_KEYS))  # names its image in the predictor's store
 
 
 @dataclass
@@ -67,6 +71,7 @@ class PhotoWorkspace:
     def __init__(self, model, model_lock: threading.Lock) -> None:
         self.model = model
         self.model_lock = model_lock
+        self.predictor: Optional[FramePredictor] = None  # for clicks, made at the first one
         self.lock = threading.RLock()
         self.reference: Optional[Clicked] = None
         self.photos: List[PhotoEntry] = []
@@ -191,13 +196,14 @@ class PhotoWorkspace:
         if not (0 <= x < w and 0 <= y < h):
             raise UiError(f"the click ({x:.0f}, {y:.0f}) is outside the photo ({w}x{h})")
         points = target.points + [(x, y, positive)]
-        predictor = FramePredictor(self.model)
-        with self.model_lock, torch.no_grad():
-            predictor.set_image(target.image)
-            masks, scores, _ = predictor.predict(
-                point_coords=np.array([p[:2] for p in points], np.float32),
-                point_labels=np.array([int(p[2]) for p in points]), multimask_output=len(points) == 1)
-        mask = masks[int(np.argmax(scores))]
+        with self.model_lock:  # the photo last clicked stays encoded: more clicks on it cost no encoder pass
+            self.predictor = self.predictor or FramePredictor(self.model)
+            if not self.predictor.recall(target.key):
+                self.predictor.set_image(target.image)
+                self.predictor.keep(target.key)
+                self.predictor.forget(keep=[target.key])
+            mask = self.predictor.click_mask(np.array([p[:2] for p in points], np.float32),
+                                             np.array([int(p[2]) for p in points]))
         if not mask.any():
             raise UiError("SAM finds nothing at that click: click inside the object")
         target.points, target.mask = points, mask
