@@ -43,12 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      "masks read as grey > 0, intersection and union summed over an object's photos (the "
                      "reference left out), IoU and accuracy per object, their means over objects.",
                      EVAL_EPILOG)
-    ev.add_argument("--root", required=True, metavar="DIR", help="the PerSeg folder (Images/, Annotations/)")
     ev.add_argument("--results", required=True, metavar="DIR", help="the results folder: RESULTS/<object>/*.png")
-    ev.add_argument("--ref-idx", default="00", metavar="NN",
-                    help="the reference photo's name without extension, left out of the score (default: 00)")
-    ev.add_argument("--objects", type=name_list, default=None, metavar="A,B",
-                    help="score only these objects (default: every object folder of Annotations/)")
+    add_dataset_options(ev, "score")
     ev.set_defaults(run=run_eval)
 
     run_cmd = add_command(actions, "run", "segment every object's photos from its reference photo",
@@ -56,16 +52,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                           "PerSAM-F, the public image recipe) into OUT/<object>/<name>.png, the reference included, "
                           "as perseg eval expects. A rerun skips the objects already done with the same settings.",
                           RUN_EPILOG)
-    run_cmd.add_argument("--root", required=True, metavar="DIR", help="the PerSeg folder (Images/, Annotations/)")
     run_cmd.add_argument("--out", required=True, metavar="DIR", help="results folder: OUT/<object>/<name>.png")
-    run_cmd.add_argument("--ref-idx", default="00", metavar="NN", help="the reference photo's name (default: 00)")
-    run_cmd.add_argument("--objects", type=name_list, default=None, metavar="A,B",
-                         help="segment only these objects (default: all)")
+    add_dataset_options(run_cmd, "segment")
     run_cmd.add_argument("--eval", action="store_true", help="score the results afterwards (perseg eval)")
     add_quiet(run_cmd, "no progress bar")
     add_photo_options(run_cmd)
     add_model_options(run_cmd)
     run_cmd.set_defaults(run=run_run)
+
+
+def add_dataset_options(parser: argparse.ArgumentParser, verb: str) -> None:
+    """``--root``, ``--ref-idx`` and ``--objects``, shared by ``perseg run`` and ``perseg eval``."""
+    parser.add_argument("--root", required=True, metavar="DIR", help="the PerSeg folder (Images/, Annotations/)")
+    parser.add_argument("--ref-idx", default="00", metavar="NN",
+                        help="the reference photo's name without extension (default: 00); eval leaves it out of "
+                             "the score")
+    parser.add_argument("--objects", type=name_list, default=None, metavar="A,B",
+                        help=f"{verb} only these objects (default: every object folder of Annotations/)")
 
 
 def run_run(args: argparse.Namespace) -> Optional[int]:

@@ -6,24 +6,21 @@ object, and a rerun with the same settings skips it.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
-from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
+from ..batch.markers import clear_partial, read_marker, write_marker
 from ..errors import PersamError
-from ..io.files import PathLike, atomic_write, ensure_writable_dir, remove_temporaries
+from ..io.files import PathLike, ensure_writable_dir
 from ..io.masks import write_label_png
 from ..io.photos import list_photos, read_photo
 from ..model.loading import ModelSpec
 from ..photos.collection import references_from_files
 from ..photos.personalizer import ImagePersonalizer, PhotoOptions
 from .layout import PersegLayout
-
-MARKER = ".done"
 
 
 def settings_record(options: PhotoOptions, model: ModelSpec) -> dict:
@@ -42,8 +39,7 @@ def run_perseg(root: PathLike, out: PathLike, options: PhotoOptions, model: Mode
     done: List[str] = []
     for name in tqdm(names, unit="object", desc="objects", disable=not progress, dynamic_ncols=True):
         folder = out / name
-        marker = folder / MARKER
-        if marker.is_file() and _read(marker) == settings:
+        if read_marker(folder) == settings:
             log(f"{name}: done already, skipped")
             continue
         photos = list_photos([layout.root / "Images" / name])
@@ -55,18 +51,10 @@ def run_perseg(root: PathLike, out: PathLike, options: PhotoOptions, model: Mode
             raise PersamError(f"object {name} has no reference mask {mask}")
         personalizer = ImagePersonalizer(loaded, references_from_files(reference[0], mask), options)
         ensure_writable_dir(folder)
-        remove_temporaries(folder)
-        if marker.exists():
-            marker.unlink()
+        clear_partial(folder)  # its label PNGs, temporaries and a marker of other settings
         for photo in photos:
             write_label_png(folder / f"{photo.stem}.png", personalizer.segment(read_photo(photo)).labels)
-        atomic_write(marker, lambda tmp: Path(tmp).write_text(json.dumps(settings, sort_keys=True) + "\n"))
+        write_marker(folder, settings)
         done.append(name)
     return done
 
-
-def _read(marker: Path) -> Optional[dict]:
-    try:
-        return json.loads(marker.read_text())
-    except (OSError, ValueError):
-        return None
