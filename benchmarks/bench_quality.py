@@ -68,6 +68,19 @@ CONFIGS = [
      ["--method", "persam", "--anchor", "interior", "--box-clip", "--margin", "5"]),
     ("PerSAM-F + interior anchor + box clip + margin 5",
      ["--method", "persam-f", "--anchor", "interior", "--box-clip", "--margin", "5"]),
+    # motion and memory (docs/method.md, "Following motion")
+    ("PerSAM + flow", ["--method", "persam", "--propagation", "flow"]),
+    ("PerSAM-F + flow", ["--method", "persam-f", "--propagation", "flow"]),
+    ("PerSAM + memory 4", ["--method", "persam", "--target-memory", "4"]),
+    ("PerSAM-F + memory 4", ["--method", "persam-f", "--target-memory", "4"]),
+    ("PerSAM + flow + memory 4", ["--method", "persam", "--propagation", "flow", "--target-memory", "4"]),
+    ("PerSAM-F + flow + memory 4", ["--method", "persam-f", "--propagation", "flow", "--target-memory", "4"]),
+    ("PerSAM + flow + leak guard 1", ["--method", "persam", "--propagation", "flow", "--leak-guard", "1"]),
+    ("PerSAM-F + flow + leak guard 1", ["--method", "persam-f", "--propagation", "flow", "--leak-guard", "1"]),
+    ("PerSAM + flow + memory 4 + leak guard 1",
+     ["--method", "persam", "--propagation", "flow", "--target-memory", "4", "--leak-guard", "1"]),
+    ("PerSAM-F + flow + memory 4 + leak guard 1",
+     ["--method", "persam-f", "--propagation", "flow", "--target-memory", "4", "--leak-guard", "1"]),
 ]
 
 

@@ -15,6 +15,7 @@ METHODS = ("persam", "persam-f")
 ANCHORS = ("box-centre", "interior")
 TARGET_MODES = ("mean-max", "mean")
 FIT_MODES = ("exact", "fast")
+PROPAGATIONS = ("none", "flow")
 FAST_OPTIONS = {"fit_mode": "fast"}  # the tracker's part of ``--fast``
 
 
@@ -86,6 +87,20 @@ class TrackerOptions:
     box_clip: bool = option(
         False, "not in the public recipe: cut each object's mask to its box prompt in every decoder pass, so "
                "that a mask spilling out of the box cannot widen the refinements' boxes or the next frame's")
+    propagation: str = option(
+        "none", "not in the public recipe: 'flow' carries the previous frame's label map onto the frame along "
+                "dense optical flow and takes each object's box, anchor point and positive point from where its "
+                "mask moved, with the other objects' carried masks as negative points ('none': the previous "
+                "mask's box, the recipe)", choices=PROPAGATIONS)
+    target_memory: int = option(
+        0, "not in the public recipe: keep up to K more targets of each object, taken from frames where its "
+           "mask was confident and of a steady size, and score each place by its best match among them and the "
+           "seed's target (which is never dropped; 0: off)", metavar="K", type=int)
+    leak_guard: float = option(
+        0.0, "not in the public recipe, needs --propagation flow: a mask more than G times the area of the "
+             "object's carried mask is cut back to that mask widened by 3 pixels, so a neighbour or the "
+             "background cannot be painted in (1: every mask is kept within its carried one; 0: off)",
+        metavar="G", type=float)
     fit_iterations: int = option(800, "PerSAM-F fitting iterations", metavar="N", type=int)
     fit_lr: float = option(4e-4, "PerSAM-F fitting learning rate (AdamW, cosine schedule)", metavar="LR",
                            type=float)
@@ -124,5 +139,13 @@ class TrackerOptions:
             raise OptionError("anchor", f"must be box-centre or interior, not {self.anchor!r}")
         if self.fit_mode not in FIT_MODES:
             raise OptionError("fit_mode", f"must be exact or fast, not {self.fit_mode!r}")
+        if self.propagation not in PROPAGATIONS:
+            raise OptionError("propagation", f"must be none or flow, not {self.propagation!r}")
+        if self.target_memory < 0:
+            raise OptionError("target_memory", f"must be a number of targets >= 0, not {self.target_memory}")
+        if self.leak_guard != 0 and not self.leak_guard >= 1.0:
+            raise OptionError("leak_guard", f"must be a factor >= 1 (or 0: off), not {self.leak_guard}")
+        if self.leak_guard and self.propagation != "flow":
+            raise OptionError("leak_guard", "needs --propagation flow (it cuts masks back to the carried ones)")
         if self.target_mode not in TARGET_MODES:
             raise OptionError("target_mode", f"must be mean-max or mean, not {self.target_mode!r}")

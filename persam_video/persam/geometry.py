@@ -7,7 +7,7 @@ Points and boxes are (x, y) pixels of the original frame.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Union
+from typing import List, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -119,11 +119,17 @@ def combine_targets(targets: List[Target]) -> "tuple[torch.Tensor, torch.Tensor]
 
 
 # ------------------------------------------------------------------ confidence map
-def confidence_maps(predictor: FramePredictor, targets: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of each target (N, C) with every cell, at full frame size: (N, H, W)."""
+def confidence_maps(predictor: FramePredictor, targets: torch.Tensor,
+                    groups: Optional[Sequence[int]] = None) -> torch.Tensor:
+    """Cosine similarity of each target (N, C) with every cell, at full frame size: (N, H, W).
+
+    With ``groups`` (counts summing to N) each group of consecutive targets gives one map, the
+    best similarity among them per cell (an object known by several targets)."""
     feats = F.normalize(predictor.features[0], dim=0)  # C, g, g
     c, gh, gw = feats.shape
     sim = (targets @ feats.reshape(c, gh * gw)).reshape(-1, 1, gh, gw)
+    if groups is not None:
+        sim = torch.stack([part.max(dim=0).values for part in sim.split(list(groups))])
     sim = F.interpolate(sim, scale_factor=4, mode="bilinear")
     sim = postprocess(predictor.model, sim, predictor.input_size, predictor.original_size)
     return sim[:, 0]

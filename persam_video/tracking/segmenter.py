@@ -22,6 +22,9 @@ from ..errors import PersamError, check_size
 from ..io.masks import object_ids
 from ..model.predictor import FramePredictor
 from ..options import TrackerOptions
+from .follow import follow, guard_leaks, negative_points, within_boxes
+from .memory import keep_targets, object_maps
+from .motion import MotionPrior
 from .seeding import SeedView, seed_objects
 from .state import STATE_VERSION, ObjectState, Timings
 
@@ -37,6 +40,7 @@ class VideoSegmenter:
         self.timings = Timings()
         self.results: List[Tuple[int, float, bool]] = []
         self._frame_size: Optional[Tuple[int, int]] = None
+        self.motion: Optional[MotionPrior] = None  # the last frame, with ``propagation="flow"``
 
     # ------------------------------------------------------------------ seeding
     def seed_frame(self, image: np.ndarray, seed: np.ndarray, ids: Optional[Sequence[int]] = None,
@@ -52,11 +56,13 @@ class VideoSegmenter:
         if not ids:
             raise PersamError("the seed mask has no object")
         loaded = self.check_state(state, ids) if state is not None else {}
-        self._frame_size = seed.shape
+        self._set_frame_size(seed.shape)
         self._seed([SeedView({k: seed == k for k in ids}, key=("init",), image=image)], ids, loaded)
         self.predictor.forget()
         labels = np.where(np.isin(seed, ids), seed, 0).astype(np.uint8)
         self.place(labels, ids)
+        if self.motion is not None:
+            self.motion.remember(self.motion.grey(image), labels)
         return labels
 
     def seed(self, views: Sequence[SeedView], ids: Sequence[int], frame_size: Tuple[int, int],
@@ -65,8 +71,13 @@ class VideoSegmenter:
         ``frame_size`` frames, reference images): see :mod:`persam_video.tracking.seeding` for the rules;
         ``loaded`` (from :meth:`check_state`) supplies some objects' targets and weights.
         No object has a box prior afterwards: :meth:`step` places them on their prompted frames."""
-        self._frame_size = tuple(frame_size)
+        self._set_frame_size(frame_size)
         self._seed(views, ids, loaded or {})
+
+    def _set_frame_size(self, size: Tuple[int, int]) -> None:
+        """The clip's frame size, and a fresh motion prior for it with ``propagation="flow"``."""
+        self._frame_size = tuple(size)
+        self.motion = MotionPrior(self._frame_size) if self.options.propagation == "flow" else None
 
     def _seed(self, views: Sequence[SeedView], ids: Sequence[int], loaded: Dict[int, dict]) -> None:
         objects, spent = seed_objects(self, views, ids, loaded)
@@ -86,6 +97,8 @@ class VideoSegmenter:
         """Forget where every object was (no box priors): the state before a pass's first prompt."""
         for obj in self.objects:
             obj.unplace()
+        if self.motion is not None:
+            self.motion.forget()
 
     # --------------------------------------------------------------- per frame
     @torch.no_grad()
@@ -104,11 +117,16 @@ class VideoSegmenter:
         if tracked_rows or not prompts:
             self.encode(image)
         t_dec = time.perf_counter()
+        grey = carried = None
+        if self.motion is not None:
+            grey = self.motion.grey(image)
+            carried = self.motion.carry(grey)
+            if carried is not None:
+                follow([o for o in self.objects if o.obj_id not in prompts], carried, self.options.margin)
         logits = torch.full((len(self.objects),) + tuple(self._frame_size), float("-inf"), device=self.device)
         scores = torch.zeros(len(self.objects), device=self.device)
         if tracked_rows:
-            maps = persam.confidence_maps(self.predictor,
-                                          torch.stack([self.objects[i].feature for i in tracked_rows]))
+            maps = object_maps(self.predictor, [self.objects[i] for i in tracked_rows])
             boxed = [j for j, i in enumerate(tracked_rows) if self.objects[i].box is not None]
             searching = [j for j, i in enumerate(tracked_rows) if self.objects[i].box is None]
             for group, with_box in ((boxed, True), (searching, False)):
@@ -119,11 +137,19 @@ class VideoSegmenter:
                     scores[rows] = result.scores.to(scores.dtype)
         labels = persam.label_map(logits, [o.obj_id for o in self.objects]) if self.objects else \
             np.zeros(self._frame_size, np.uint8)
+        if self.options.leak_guard and carried is not None:
+            labels = guard_leaks(labels, carried, [self.objects[i].obj_id for i in tracked_rows],
+                                 self.options.leak_guard)
         for k in sorted(prompts):
             labels[prompts[k]] = k
         self._update_boxes(labels, skip=prompts)
         self.place(labels, list(prompts))
         self._record(labels, scores.tolist(), prompts)
+        if self.options.target_memory and tracked_rows:
+            keep_targets(self.predictor, [self.objects[i] for i in tracked_rows], labels,
+                         [self.results[i][1] for i in tracked_rows], self.options)
+        if self.motion is not None:
+            self.motion.remember(grey, labels)
         self.timings.decoder += time.perf_counter() - t_dec
         self.timings.frames += 1
         return labels
@@ -173,7 +199,8 @@ class VideoSegmenter:
         """Decode the objects ``objs`` together; with ``gate``, objects that fail the
         re-detection or quality gate get ``-inf`` logits (not found)."""
         opts = self.options
-        points = [persam.top_points(maps, opts.topk)]
+        chosen_from = within_boxes(maps, objs) if with_box and self.motion is not None else maps
+        points = [persam.top_points(chosen_from, opts.topk)]
         if with_box:
             centres = np.stack([o.anchor(opts) for o in objs])
             points.append(torch.as_tensor(centres, device=self.device)[:, None])
@@ -182,6 +209,11 @@ class VideoSegmenter:
         if opts.negative_point:
             points.append(persam.lowest_point(maps))
             labels.append(torch.zeros(len(objs), 1, device=self.device))
+        negatives = negative_points(objs, self.objects, self.device) if with_box and self.motion is not None \
+            else None
+        if negatives is not None:
+            points.append(negatives[0])
+            labels.append(negatives[1])
         boxes = None
         if with_box:
             boxes = torch.as_tensor(np.stack([o.box for o in objs]), dtype=torch.float32, device=self.device)
@@ -198,9 +230,10 @@ class VideoSegmenter:
         if not gate:
             return result
         rejected = torch.zeros(len(objs), dtype=torch.bool, device=self.device)
-        if not with_box:
-            # re-detection: accept only where the target is clearly there
-            top = maps.flatten(1).max(dim=1).values
+        if not with_box or self.motion is not None:
+            # re-detection: accept only where the target is clearly there (with flow, in the box prior too,
+            # so that an object that left is not painted on what the carried mask lies on)
+            top = chosen_from.flatten(1).max(dim=1).values
             needed = torch.tensor([o.reference_similarity * opts.redetect_ratio for o in objs], device=self.device)
             rejected |= top < needed
         if opts.quality_gate > 0:
@@ -253,15 +286,27 @@ class VideoSegmenter:
             obj.interior = None if record["interior"] is None else np.array(record["interior"], dtype=np.float32)
             obj.missing = int(record["missing"])
 
+    def motion_state(self) -> Optional[dict]:
+        """The motion prior's last frame (None without ``propagation="flow"`` or before a frame)."""
+        return None if self.motion is None else self.motion.state()
+
+    def load_motion(self, state: Optional[dict]) -> None:
+        """Put back what :meth:`motion_state` gave."""
+        if self.motion is not None:
+            self.motion.load(state)
+
     def track_state(self) -> dict:
-        """Everything the tracker needs to go on from here, per object: the fitted state (tensors
-        on the CPU) and :meth:`places`. :meth:`load_track_state` restores it bit for bit."""
+        """Everything the tracker needs to go on from here: per object the fitted state and kept
+        targets (tensors on the CPU) and :meth:`places`; the motion prior's last frame.
+        :meth:`load_track_state` restores it bit for bit."""
         places = self.places()
-        return {"frame_size": list(self._frame_size) if self._frame_size else None, "objects": [
+        return {"frame_size": list(self._frame_size) if self._frame_size else None, "motion": self.motion_state(),
+                "objects": [
             {"obj_id": o.obj_id, "feature": None if o.feature is None else o.feature.cpu(),
              "mean": None if o.mean is None else o.mean.cpu(),
              "weights": None if o.weights is None else o.weights.cpu(),
              "reference_similarity": o.reference_similarity, "reference_quality": o.reference_quality,
+             "memory": [t.cpu() for t in o.memory], "areas": list(o.areas), "since_kept": o.since_kept,
              **places[o.obj_id]} for o in self.objects]}
 
     def load_track_state(self, state: dict, frame_size: Tuple[int, int]) -> None:
@@ -269,12 +314,15 @@ class VideoSegmenter:
         def device(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
             return None if t is None else t.to(self.device)
 
-        self._frame_size = tuple(frame_size)
+        self._set_frame_size(frame_size)
         self.objects = [ObjectState(r["obj_id"], device(r["feature"]), device(r["mean"]),
                                     reference_similarity=r["reference_similarity"],
-                                    reference_quality=r["reference_quality"], weights=device(r["weights"]))
+                                    reference_quality=r["reference_quality"], weights=device(r["weights"]),
+                                    memory=[device(t) for t in r.get("memory", [])], areas=list(r.get("areas", [])),
+                                    since_kept=int(r.get("since_kept", 0)))
                         for r in state["objects"]]
         self.load_places({r["obj_id"]: r for r in state["objects"]})
+        self.load_motion(state.get("motion"))
 
     def state_dict(self) -> dict:
         """The fitted per-object state (targets, weights), to save and reuse on another run."""

@@ -210,10 +210,11 @@ class VideoSession:
         if resume is None:
             self.prepare(state)
             position = {"direction": direction, "start": start, "pass": 0, "done": 0, "written": 0,
-                        "start_state": None}
+                        "start_state": None, "start_motion": None}
         else:
             self.segmenter.load_track_state(resume["objects"], self.source.size)
             position = {key: resume[key] for key in ("direction", "start", "pass", "done", "written", "start_state")}
+            position["start_motion"] = resume.get("start_motion")
         yield from self._run(plan, position)
 
     def checkpoint(self) -> dict:
@@ -255,6 +256,7 @@ class VideoSession:
             if number != position["pass"] or position["done"] == 0:
                 if name == "backward" and position["direction"] == "both":
                     seg.load_places(position["start_state"])  # where the forward pass left its start frame
+                    seg.load_motion(position["start_motion"])
                 else:
                     seg.unplace()
             if not todo:
@@ -266,6 +268,7 @@ class VideoSession:
                     labels = seg.step(frame.image, by_frame.get(frame.index))
                     if name == "forward" and frame.index == position["start"]:
                         position["start_state"] = seg.places()
+                        position["start_motion"] = seg.motion_state()
                     position.update({"pass": number, "done": done, "written": position["written"] + 1})
                     yield FrameResult(frame.index, frame.name, labels,
                                       [ObjectResult(k, float(s), found) for k, s, found in seg.results])

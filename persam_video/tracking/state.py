@@ -1,9 +1,9 @@
 """What the tracker keeps per object between frames, how a mask places an object, and state files."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import List, Optional, Union
 
 import numpy as np
 import torch
@@ -29,6 +29,10 @@ class ObjectState:
     box: Optional[np.ndarray] = None  # widened box of the last mask (x0, y0, x1, y1)
     interior: Optional[np.ndarray] = None  # the last mask's most interior pixel (x, y)
     missing: int = 0  # frames since the object was last seen
+    lead: Optional[np.ndarray] = None  # with flow: the carried mask's most interior pixel (x, y) on this frame
+    memory: List[torch.Tensor] = field(default_factory=list)  # targets kept from confident frames
+    areas: List[int] = field(default_factory=list)  # the mask's area on the last frames (target memory's rule)
+    since_kept: int = 0  # frames since a target was last kept
 
     def place(self, mask: np.ndarray, options: TrackerOptions) -> None:
         """Put the object where ``mask`` (H, W) has it, as a prompt does: box prior, anchor, seen."""
@@ -41,10 +45,12 @@ class ObjectState:
 
     def unplace(self) -> None:
         """Forget where the object was (no box prior): the state before a pass's first prompt."""
-        self.box, self.interior, self.missing = None, None, 0
+        self.box, self.interior, self.missing, self.lead = None, None, 0, None
 
     def anchor(self, options: TrackerOptions) -> np.ndarray:
         """The extra positive point given with the box prompt (see ``TrackerOptions.anchor``)."""
+        if self.lead is not None:
+            return self.lead
         if options.anchor == "interior" and self.interior is not None:
             return self.interior
         return persam.box_centre(self.box)
