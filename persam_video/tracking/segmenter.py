@@ -287,13 +287,15 @@ class VideoSegmenter:
             obj.missing = int(record["missing"])
 
     def motion_state(self) -> Optional[dict]:
-        """The motion prior's last frame (None without ``propagation="flow"`` or before a frame)."""
-        return None if self.motion is None else self.motion.state()
+        """The motion prior's last frame as tensors (what ``torch.load(weights_only=True)`` reads back);
+        None without ``propagation="flow"`` or before a frame."""
+        state = None if self.motion is None else self.motion.state()
+        return None if state is None else {key: torch.from_numpy(value) for key, value in state.items()}
 
     def load_motion(self, state: Optional[dict]) -> None:
         """Put back what :meth:`motion_state` gave."""
         if self.motion is not None:
-            self.motion.load(state)
+            self.motion.load(None if state is None else {key: value.numpy() for key, value in state.items()})
 
     def track_state(self) -> dict:
         """Everything the tracker needs to go on from here: per object the fitted state and kept

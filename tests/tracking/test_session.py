@@ -150,10 +150,13 @@ def test_a_mask_replaces_clicks_and_bad_calls_are_one_line_errors(small_model, c
             call()
 
 
-def test_a_checkpoint_continues_the_run_identically(small_model, clip, source):
+@pytest.mark.parametrize("options", [OPTIONS, TrackerOptions(fit_iterations=50, propagation="flow", target_memory=2,
+                                                               leak_guard=1.0)], ids=["recipe", "motion"])
+def test_a_checkpoint_continues_the_run_identically(small_model, clip, source, options):
+    """With the motion switches the checkpoint also holds the last frame's flow input and the kept targets."""
     masks = [(4, k, clip.labels[4] == k) for k in (1, 2)] + [(6, 1, clip.labels[6] == 1)]
-    whole = list(_session(small_model, source, masks).propagate())
-    session = _session(small_model, source, masks)
+    whole = list(_session(small_model, source, masks, options).propagate())
+    session = _session(small_model, source, masks, options)
     run = session.propagate()
     for _ in range(5):  # 4..7 forward, then 3: one frame into the backward pass
         next(run)
@@ -162,7 +165,7 @@ def test_a_checkpoint_continues_the_run_identically(small_model, clip, source):
     run.close()
     buffer.seek(0)
     checkpoint = torch.load(buffer, weights_only=True)
-    rest = list(_session(small_model, source, masks).propagate(resume=checkpoint))
+    rest = list(_session(small_model, source, masks, options).propagate(resume=checkpoint))
     assert [r.index for r in rest] == [2, 1, 0]
     for r, w in zip(rest, whole[5:]):
         assert r.index == w.index and np.array_equal(r.labels, w.labels)
