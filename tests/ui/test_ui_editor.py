@@ -153,6 +153,12 @@ def labels_file(editor, index: int) -> Path:
     return found[0] if found else editor.root / "none.png"
 
 
+def shown_as(page, view: str) -> None:
+    """Wait until the canvas shows the current frame in ``view``."""
+    page.wait_for_function(f"() => canvas.dataset.view === '{view}' && "
+                           "canvas.dataset.shown === `${frame}:${state.version}`")
+
+
 def screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=ARTIFACTS / name)
@@ -247,6 +253,26 @@ def test_undo_redo_and_clear_restore_the_exact_masks(browser, editor, clip, tmp_
     page.click("#undo")
     expect(page.locator("#undo")).to_be_disabled()
     assert not labels_file(editor, 0).exists()  # before the first click the frame had no masks
+    page.context.close()
+
+
+def test_the_views_show_what_the_downloads_hold(browser, editor, clip):
+    page = open_page(browser, editor)
+    load(page, clip)
+    click_at(page, *inside(clip.truth[0] == 3))
+    labels = read_label_png(labels_file(editor, 0))
+    page.keyboard.press("v")  # the matte: white on the objects, black elsewhere
+    shown_as(page, "matte")
+    matte = canvas_rgb(page)
+    assert np.array_equal(matte, np.repeat((labels > 0)[..., None] * 255.0, 3, axis=2))
+    page.keyboard.press("v")  # the cut-out: the frame on the objects, a checkerboard elsewhere
+    shown_as(page, "cutout")
+    cutout = canvas_rgb(page)
+    assert np.abs(cutout[labels > 0] - clip.frames[0][labels > 0]).mean() < 8
+    assert set(np.unique(cutout[labels == 0])) <= {187.0, 238.0}
+    screenshot(page, "cutout-view-1366x768.png")
+    page.keyboard.press("v")
+    page.wait_for_function("() => canvas.dataset.view === 'overlay'")
     page.context.close()
 
 
