@@ -365,6 +365,7 @@ def test_play_the_frame_box_and_the_remembered_frame(browser, editor, clip):
     expect(page.locator("#help")).to_be_visible()
     for keys in ("Ctrl+Z", "Space", "Shift+← / Shift+→", "O / Shift+O", "T"):
         expect(page.locator("#shortcuts th", has_text=keys).first).to_be_visible()
+    screenshot(page, "shortcuts-1366x768.png")
     page.keyboard.press("Escape")
     expect(page.locator("#help")).to_be_hidden()
     page.context.close()
