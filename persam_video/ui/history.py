@@ -9,27 +9,39 @@ frame are not undone).
 from __future__ import annotations
 
 import copy
+import zlib
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import numpy as np
 
-MAX_EDITS = 200  # the oldest edits are forgotten beyond this
+MAX_EDITS = 200  # the oldest edits are forgotten beyond this (two compressed label maps each)
 
 
 @dataclass
 class Side:
     """One side of an edit: the object's prompt on the frame (``{"points": [[x, y, label]], "box"}`` or
-    None), the frame's label map (None: the frame had none) and the session's ``changed_from``."""
+    None), the frame's label map (None: the frame had none), kept compressed (a label map is mostly
+    runs of one id: a 1920x1080 one takes kilobytes, not 2 MB), and the session's ``changed_from``."""
 
     mark: Optional[dict]
-    labels: Optional[np.ndarray]
+    packed: Optional[Tuple[Tuple[int, int], bytes]]
     changed_from: Optional[int]
 
     @classmethod
     def of(cls, mark: Optional[dict], labels: Optional[np.ndarray], changed_from: Optional[int]) -> "Side":
         """A side holding copies (the session goes on changing its own)."""
-        return cls(copy.deepcopy(mark), None if labels is None else labels.copy(), changed_from)
+        packed = None
+        if labels is not None:
+            packed = (labels.shape, zlib.compress(np.ascontiguousarray(labels, np.uint8).tobytes(), 1))
+        return cls(copy.deepcopy(mark), packed, changed_from)
+
+    def labels(self) -> Optional[np.ndarray]:
+        """The frame's label map, (H, W) uint8, or None."""
+        if self.packed is None:
+            return None
+        shape, data = self.packed
+        return np.frombuffer(zlib.decompress(data), np.uint8).reshape(shape).copy()
 
     def prompt(self) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
         """The prompt as the prompting session takes it: points (P, 2), labels (P,) and box (4,), each or None."""

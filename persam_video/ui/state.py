@@ -237,9 +237,9 @@ class BrowserSession:
             if obj_id not in self.marks.get(frame, {}):
                 raise UiError(f"{self.objects[obj_id]} has no click on frame {frame}")
             before = self._side(frame, obj_id)
-            labels = None if before.labels is None else np.where(before.labels == obj_id, 0, before.labels)
+            labels = before.labels()
             changed = frame if before.changed_from is None else min(before.changed_from, frame)
-            after = Side(None, None if labels is None else labels.astype(np.uint8), changed)
+            after = Side.of(None, None if labels is None else np.where(labels == obj_id, 0, labels), changed)
             self._apply(frame, obj_id, after)
             self.history.record(Edit("clear", frame, obj_id, before, after))
 
@@ -280,11 +280,12 @@ class BrowserSession:
             if not self.marks[frame]:
                 del self.marks[frame]
         path = self.labels_dir / f"{self.video.names[frame]}.png"
-        if side.labels is None:
+        labels = side.labels()
+        if labels is None:
             path.unlink(missing_ok=True)
         else:
             self.labels_dir.mkdir(parents=True, exist_ok=True)
-            write_label_png(path, side.labels)
+            write_label_png(path, labels)
         self.changed_from = side.changed_from
         self.version += 1
 
