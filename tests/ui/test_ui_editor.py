@@ -112,8 +112,10 @@ def open_page(browser, editor, size=(1366, 768)):
     """A new browser session with the page open at ``size``."""
     context = browser.new_context(accept_downloads=True, viewport={"width": size[0], "height": size[1]})
     page = context.new_page()
+    before = set(editor.root.glob("session-*"))
     page.goto(editor.url)
     expect(page.locator("#model")).to_contain_text("small")
+    (page.session_folder,) = set(editor.root.glob("session-*")) - before  # this page's session
     return page
 
 
@@ -147,10 +149,11 @@ def canvas_rgb(page) -> np.ndarray:
     return np.asarray(data, np.float32).reshape(height, width, 4)[..., :3]
 
 
-def labels_file(editor, index: int) -> Path:
-    found = sorted(editor.root.glob(f"*/video-*/labels/{index:05d}.png"))
+def labels_file(page, index: int) -> Path:
+    """Where the server keeps frame ``index``'s label map for this page's loaded video."""
+    found = sorted(page.session_folder.glob(f"video-*/labels/{index:05d}.png"))
     assert len(found) <= 1, found
-    return found[0] if found else editor.root / "none.png"
+    return found[0] if found else page.session_folder / "none.png"
 
 
 def shown_as(page, view: str) -> None:
@@ -190,7 +193,7 @@ def test_live_preview_during_track_and_cancel_keeps_the_frames_done(browser, edi
         # following Track, the page shows the frame it reached; earlier frames show their new masks
         expect(page.locator("#frame-label")).to_contain_text("Frame 2 /")
         for index in (7, 2):
-            labels = read_label_png(labels_file(editor, index))
+            labels = read_label_png(labels_file(page, index))
             core = (labels == 1) & ~contour_mask(labels)  # the outline is drawn in the plain colour
             assert core.sum() > 20, f"frame {index} was tracked but has no mask"
             page.locator("#slider").fill(str(index))  # scrubbing while Track runs
@@ -199,7 +202,7 @@ def test_live_preview_during_track_and_cancel_keeps_the_frames_done(browser, edi
             seen, raw = canvas_rgb(page)[core], clip.frames[index][core].astype(np.float32)
             tinted = (1 - OVERLAY_ALPHA) * raw + OVERLAY_ALPHA * DAVIS_PALETTE[1]
             assert np.abs(seen - tinted).mean() < 20 < np.abs(seen - raw).mean(), index
-        assert not labels_file(editor, 1).exists()  # not reached yet: the frame as it is
+        assert not labels_file(page, 1).exists()  # not reached yet: the frame as it is
         page.locator("#slider").fill("1")
         shown(page)
         assert np.abs(canvas_rgb(page) - clip.frames[1]).mean() < 8
@@ -211,8 +214,8 @@ def test_live_preview_during_track_and_cancel_keeps_the_frames_done(browser, edi
     # Cancel stops after the frame Track was on (frame 1, asked for when the gate held it)
     expect(page.locator("#track-status")).to_contain_text("Cancelled after 9 of 10 frames")
     expect(page.locator("#track")).to_be_enabled()
-    assert labels_file(editor, 1).exists() and not labels_file(editor, 0).exists()
-    assert (read_label_png(labels_file(editor, 7)) == 1).any()  # the frames done keep their masks
+    assert labels_file(page, 1).exists() and not labels_file(page, 0).exists()
+    assert (read_label_png(labels_file(page, 7)) == 1).any()  # the frames done keep their masks
     page.context.close()
 
 
@@ -221,38 +224,38 @@ def test_undo_redo_and_clear_restore_the_exact_masks(browser, editor, clip, tmp_
     load(page, clip)
     x, y = inside(clip.truth[0] == 2)
     click_at(page, x, y)
-    first = read_label_png(labels_file(editor, 0))
+    first = read_label_png(labels_file(page, 0))
     first_canvas = canvas_rgb(page)
     prompts_before = page.request.get(f"{address(page)}api/download/prompts").body()
     assert json.loads(prompts_before)["prompts"][0]["frame"] == 0
     # a second click, negative, on another object's pixel: the mask changes
     click_at(page, *inside(clip.truth[0] == 1), shift=True)
-    second = read_label_png(labels_file(editor, 0))
+    second = read_label_png(labels_file(page, 0))
     assert not np.array_equal(first, second)
     expect(page.locator("#undo")).to_have_attribute("title", "Undo the click on frame 0 (Ctrl+Z)")
 
     page.keyboard.press("Control+z")
     expect(page.locator("#redo")).to_be_enabled()
     shown(page)
-    assert np.array_equal(read_label_png(labels_file(editor, 0)), first)
+    assert np.array_equal(read_label_png(labels_file(page, 0)), first)
     assert np.array_equal(canvas_rgb(page), first_canvas)
     assert page.request.get(f"{address(page)}api/download/prompts").body() == prompts_before
     assert page.evaluate("() => state.marks['0']['1'].points.length") == 1
 
     page.keyboard.press("Control+Shift+z")
     expect(page.locator("#redo")).to_be_disabled()
-    assert np.array_equal(read_label_png(labels_file(editor, 0)), second)
+    assert np.array_equal(read_label_png(labels_file(page, 0)), second)
 
     page.click("#clear")  # this object's clicks on this frame
     expect(page.locator("#objects li .state")).to_have_text("#1, no click yet")
-    assert not (read_label_png(labels_file(editor, 0)) == 1).any()
+    assert not (read_label_png(labels_file(page, 0)) == 1).any()
     page.click("#undo")
     expect(page.locator("#objects li .state")).to_have_text("#1")
-    assert np.array_equal(read_label_png(labels_file(editor, 0)), second)
+    assert np.array_equal(read_label_png(labels_file(page, 0)), second)
     page.click("#undo")
     page.click("#undo")
     expect(page.locator("#undo")).to_be_disabled()
-    assert not labels_file(editor, 0).exists()  # before the first click the frame had no masks
+    assert not labels_file(page, 0).exists()  # before the first click the frame had no masks
     page.context.close()
 
 
@@ -260,7 +263,7 @@ def test_the_views_show_what_the_downloads_hold(browser, editor, clip):
     page = open_page(browser, editor)
     load(page, clip)
     click_at(page, *inside(clip.truth[0] == 3))
-    labels = read_label_png(labels_file(editor, 0))
+    labels = read_label_png(labels_file(page, 0))
     page.keyboard.press("v")  # the matte: white on the objects, black elsewhere
     shown_as(page, "matte")
     matte = canvas_rgb(page)
@@ -305,7 +308,7 @@ def test_a_click_at_zoom_3_lands_on_the_image_pixel_under_the_mouse(browser, edi
     page.wait_for_function(f"() => state.version > {before}")
     got = page.evaluate("() => state.marks['0']['1'].points[0]")
     assert abs(got[0] - expected[0]) <= 0.06 and abs(got[1] - expected[1]) <= 0.06, (got, expected)
-    assert (read_label_png(labels_file(editor, 0)) == 1)[int(expected[1]), int(expected[0])]
+    assert (read_label_png(labels_file(page, 0)) == 1)[int(expected[1]), int(expected[0])]
 
     # a drag pans (and adds no click); Fit goes back to the whole frame
     page.mouse.move(*click)
