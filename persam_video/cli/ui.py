@@ -15,10 +15,11 @@ EPILOG = """examples:
   persam-video ui --model-type vit_b --port 8000    Meta's SAM, for real footage
 
 The page: upload a video (or open the --video one), add objects, click inside them
-(positive / negative clicks, or drag a box) and see each object's mask at once, Track
-through the whole clip, scrub the result, click again on a frame where it went wrong and
-Track again, then download the label PNGs, an overlay mp4, mattes or cut-outs, and the
-prompts file that 'persam-video segment --prompts' replays.
+(positive / negative clicks, or drag a box) and see each object's mask at once (zoom in,
+undo a click), Track through the whole clip (each frame's masks show as soon as it is
+tracked), play or scrub the result, click again on a frame where it went wrong and Track
+again, then download the label PNGs, an overlay mp4, mattes or cut-outs, and the prompts
+file that 'persam-video segment --prompts' replays. Press ? in the page for its keys.
 
 Each browser session has its own temporary folder (upload, frames, masks, downloads),
 removed when the session ends (no request from its page for --session-timeout minutes)

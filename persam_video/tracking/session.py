@@ -120,6 +120,22 @@ class VideoSession:
         self._prompts[key], self._masks[key] = prompt, mask
         return mask.copy()
 
+    def set_clicks(self, frame_index: int, obj_id: int, points: Optional[Sequence], labels: Optional[Sequence] = None,
+                   box: Optional[Sequence[float]] = None) -> Optional[np.ndarray]:
+        """Make ``obj_id``'s prompt on ``frame_index`` exactly these clicks and box (none of either: no
+        prompt there); returns SAM's mask, or None. An editor's undo and "clear" go through it."""
+        key = (int(frame_index), int(obj_id))
+        earlier = self._prompts.pop(key, None), self._masks.pop(key, None)
+        if (points is None or not np.size(points)) and box is None:
+            self._prune()
+            return None
+        try:
+            return self.add_points(frame_index, obj_id, points, labels, box=box)
+        except BaseException:
+            if earlier[0] is not None:
+                self._prompts[key], self._masks[key] = earlier
+            raise
+
     def add_box(self, frame_index: int, obj_id: int, box: Sequence[float]) -> np.ndarray:
         """A box (x0, y0, x1, y1) for ``obj_id`` on ``frame_index`` (with the clicks already there):
         see :meth:`add_points`."""

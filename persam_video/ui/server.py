@@ -15,9 +15,10 @@ import shutil
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import cv2
+import numpy as np
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -27,7 +28,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import PersamError, error_line
-from ..export.render import overlay_frame
+from ..export.render import cutout_frame, matte_frame, overlay_frame
 from ..options import TrackerOptions
 from .downloads import build_download
 from .photo_routes import add_photo_routes
@@ -70,6 +71,11 @@ class Box(BaseModel):
     frame: int
     object: Optional[int] = None
     box: List[float]
+
+
+class Place(BaseModel):
+    frame: int
+    object: Optional[int] = None
 
 
 class Name(BaseModel):
@@ -194,14 +200,30 @@ def create_app(model, config: UiConfig, session_class: Optional[Callable] = None
         session.add_box(body.frame, body.object, tuple(body.box))
         return state(session)
 
+    @app.post("/api/clear")
+    def clear(body: Place, session: BrowserSession = Depends(current)) -> dict:
+        session.clear_prompt(body.frame, body.object)
+        return state(session)
+
+    @app.post("/api/undo")
+    def undo(session: BrowserSession = Depends(current)) -> dict:
+        session.undo()
+        return state(session)
+
+    @app.post("/api/redo")
+    def redo(session: BrowserSession = Depends(current)) -> dict:
+        session.redo()
+        return state(session)
+
     @app.get("/api/frame/{index}")
-    def frame(index: int, session: BrowserSession = Depends(current)) -> Response:
-        return Response(render_frame(session, index), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+    def frame(index: int, view: str = "overlay", session: BrowserSession = Depends(current)) -> Response:
+        data, media_type = render_frame(session, index, view)
+        return Response(data, media_type=media_type, headers={"Cache-Control": "no-store"})
 
     @app.post("/api/track")
     def track(session: BrowserSession = Depends(current)) -> dict:
-        session.start_track()
-        return state(session)
+        warning = session.start_track()
+        return {**state(session), "warning": warning}
 
     @app.get("/api/track")
     def progress(session: BrowserSession = Depends(current)) -> dict:
@@ -220,16 +242,29 @@ def create_app(model, config: UiConfig, session_class: Optional[Callable] = None
     return app
 
 
-def render_frame(session: BrowserSession, index: int) -> bytes:
-    """Frame ``index`` as the page shows it: the frame with its current masks, a JPEG."""
+VIEWS = ("overlay", "matte", "cutout")
+
+
+def render_frame(session: BrowserSession, index: int, view: str = "overlay") -> Tuple[bytes, str]:
+    """Frame ``index`` as the page shows it in ``view`` (see :data:`VIEWS`), with its media type.
+
+    ``overlay``: the frame with its current masks tinted in (JPEG); ``matte`` and ``cutout``: what
+    those downloads hold for the frame, made by the same functions (grey and RGBA PNGs).
+    """
+    if view not in VIEWS:
+        raise UiError(f"unknown view {view!r}; choose one of {', '.join(VIEWS)}")
     with session.lock:
         session.check_frame(index)
         image = session.video.preview(index)
         labels = session.labels(index)
-    if labels is not None:
-        if labels.shape != image.shape[:2]:
-            labels = cv2.resize(labels, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
-        image = overlay_frame(image, labels)
+    if labels is None:
+        labels = np.zeros(image.shape[:2], np.uint8)
+    elif labels.shape != image.shape[:2]:
+        labels = cv2.resize(labels, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
+    if view == "overlay":
+        Image.fromarray(overlay_frame(image, labels)).save(buffer, format="JPEG", quality=90)
+        return buffer.getvalue(), "image/jpeg"
+    matte = matte_frame(labels)
+    Image.fromarray(matte if view == "matte" else cutout_frame(image, matte)).save(buffer, format="PNG")
+    return buffer.getvalue(), "image/png"

@@ -22,6 +22,7 @@ Rules chosen here:
 """
 from __future__ import annotations
 
+import copy
 import shutil
 import threading
 import time
@@ -33,6 +34,7 @@ import numpy as np
 from ..io.masks import DAVIS_PALETTE, read_label_png, write_label_png
 from ..io.writer import LabelWriter
 from ..options import TrackerOptions
+from .history import Edit, History, Side, rounded
 from .photos import PhotoWorkspace
 from .tracking import TrackJob
 from .video import LoadedVideo, UiError, load_video
@@ -68,7 +70,10 @@ class BrowserSession:
         self.tracked = False  # a Track has completed: every frame has a label map
         self.changed_from: Optional[int] = None  # the earliest frame prompted since the last completed Track
         self.version = 0  # bumped whenever a frame's picture may change
+        self.history = History()  # the prompts' undo and redo
+        self.track_note = ""  # what the latest Track left out (objects without a prompt)
         self._loads = 0
+        self.videos_opened = 0  # names the loaded video for the page (a new one starts at frame 0)
 
     # ----------------------------------------------------------------- helpers
     def touch(self) -> None:
@@ -139,8 +144,10 @@ class BrowserSession:
                 raise
             old = self.video
             self.video, self.video_session, self.job = video, tracker, None
-            self.marks, self.tracked, self.changed_from = {}, False, None
+            self.marks, self.tracked, self.changed_from, self.track_note = {}, False, None, ""
+            self.history.clear()
             self.version += 1
+            self.videos_opened += 1
             if old is not None:
                 shutil.rmtree(old.previews.parent, ignore_errors=True)
             if not self.objects:
@@ -173,6 +180,7 @@ class BrowserSession:
             self._idle()
             self._check_object(obj_id)
             del self.objects[obj_id]
+            self.history.clear()
             if self.video is None:
                 return
             if obj_id in (self.video_session.object_ids if self.video_session is not None else []):
@@ -194,12 +202,14 @@ class BrowserSession:
         with self.lock:
             self._prompt_checks(frame, obj_id)
             self._check_point(x, y)
+            before = self._side(frame, obj_id)
             with self.model_lock:
                 mask = self.video_session.add_points(frame, obj_id, np.array([[x, y]], np.float32),
-                                               np.array([1 if positive else 0]))
+                                                     np.array([1 if positive else 0]))
             mark = self.marks.setdefault(frame, {}).setdefault(obj_id, {"points": [], "box": None})
-            mark["points"].append([round(float(x), 1), round(float(y), 1), 1 if positive else 0])
+            mark["points"].append([float(x), float(y), 1 if positive else 0])
             self._prompted(frame, obj_id, mask)
+            self.history.record(Edit("click", frame, obj_id, before, self._side(frame, obj_id)))
 
     def add_box(self, frame: int, obj_id: Optional[int], box: Tuple[float, float, float, float]) -> None:
         """A box around ``obj_id`` on ``frame``; the frame's mask is updated at once."""
@@ -212,11 +222,72 @@ class BrowserSession:
             self._check_point(x1, y1)
             if x1 - x0 < 2 or y1 - y0 < 2:
                 raise UiError("the box is too small: drag it around the object")
+            before = self._side(frame, obj_id)
             with self.model_lock:
                 mask = self.video_session.add_box(frame, obj_id, np.array([x0, y0, x1, y1], np.float32))
             mark = self.marks.setdefault(frame, {}).setdefault(obj_id, {"points": [], "box": None})
-            mark["box"] = [round(v, 1) for v in (x0, y0, x1, y1)]
+            mark["box"] = [x0, y0, x1, y1]
             self._prompted(frame, obj_id, mask)
+            self.history.record(Edit("box", frame, obj_id, before, self._side(frame, obj_id)))
+
+    def clear_prompt(self, frame: int, obj_id: Optional[int]) -> None:
+        """Forget ``obj_id``'s clicks and box on ``frame`` and take its mask off that frame (undoable)."""
+        with self.lock:
+            self._prompt_checks(frame, obj_id)
+            if obj_id not in self.marks.get(frame, {}):
+                raise UiError(f"{self.objects[obj_id]} has no click on frame {frame}")
+            before = self._side(frame, obj_id)
+            labels = before.labels()
+            changed = frame if before.changed_from is None else min(before.changed_from, frame)
+            after = Side.of(None, None if labels is None else np.where(labels == obj_id, 0, labels), changed)
+            self._apply(frame, obj_id, after)
+            self.history.record(Edit("clear", frame, obj_id, before, after))
+
+    def undo(self) -> None:
+        """Undo the latest click, box or clear: the prompt and the frame's masks as they were before it."""
+        self._step(undo=True)
+
+    def redo(self) -> None:
+        """Redo the latest undone click, box or clear."""
+        self._step(undo=False)
+
+    def _step(self, undo: bool) -> None:
+        with self.lock:
+            self._need_video()
+            self._idle()
+            edit = self.history.undo() if undo else self.history.redo()
+            if edit is None:
+                raise UiError("nothing to undo" if undo else "nothing to redo")
+            try:
+                self._apply(edit.frame, edit.obj_id, edit.before if undo else edit.after)
+            except BaseException:
+                self.history.put_back(edit, undone=undo)
+                raise
+
+    def _side(self, frame: int, obj_id: int) -> Side:
+        """The object's prompt on ``frame`` and the frame's label map as they are now."""
+        return Side.of(self.marks.get(frame, {}).get(obj_id), self.labels(frame), self.changed_from)
+
+    def _apply(self, frame: int, obj_id: int, side: Side) -> None:
+        """Make the object's prompt on ``frame``, the frame's label map and ``changed_from`` those of ``side``."""
+        mark = side.mark
+        with self.model_lock:
+            self.video_session.set_clicks(frame, obj_id, *side.prompt())
+        if mark:
+            self.marks.setdefault(frame, {})[obj_id] = copy.deepcopy(mark)
+        elif frame in self.marks:
+            self.marks[frame].pop(obj_id, None)
+            if not self.marks[frame]:
+                del self.marks[frame]
+        path = self.labels_dir / f"{self.video.names[frame]}.png"
+        labels = side.labels()
+        if labels is None:
+            path.unlink(missing_ok=True)
+        else:
+            self.labels_dir.mkdir(parents=True, exist_ok=True)
+            write_label_png(path, labels)
+        self.changed_from = side.changed_from
+        self.version += 1
 
     def _prompt_checks(self, frame: int, obj_id: Optional[int]) -> None:
         self._need_video()
@@ -242,8 +313,9 @@ class BrowserSession:
         self.version += 1
 
     # ------------------------------------------------------------------- Track
-    def start_track(self) -> None:
-        """Start Track over the whole clip in the background (see the module's rules)."""
+    def start_track(self) -> str:
+        """Start Track over the whole clip in the background (see the module's rules); returns a warning
+        naming the objects left out because they have no click or box ("" when none is)."""
         with self.lock:
             self._need_video()
             self._idle()
@@ -252,6 +324,10 @@ class BrowserSession:
             prompted = [k for k in self.objects if any(k in marks for marks in self.marks.values())]
             if not prompted:
                 raise UiError("click on an object before Track: no object has a click or a box yet")
+            left_out = [self.objects[k] for k in sorted(self.objects) if k not in prompted]
+            self.track_note = (f"left out of Track, no click yet: {', '.join(left_out)}" if left_out else "")
+            self.history.clear()
+
             def frames():
                 return self.video_session.propagate("both")
 
@@ -266,6 +342,7 @@ class BrowserSession:
             job = TrackJob(frames, LabelWriter(self.labels_dir), len(self.video), self.model_lock, on_frame,
                            on_end=finished)
             self.job = job.start()
+            return self.track_note
 
     def cancel_track(self) -> None:
         """Stop a running Track after its current frame."""
@@ -281,17 +358,19 @@ class BrowserSession:
             if self.video is not None:
                 h, w = self.video.size
                 video = {"name": self.video.name, "frames": len(self.video), "width": w, "height": h,
-                         "fps": round(self.video.fps, 3)}
+                         "fps": round(self.video.fps, 3), "opened": self.videos_opened}
             prompted = {k for marks in self.marks.values() for k in marks}
             return {
                 "video": video,
                 "objects": [{"id": k, "name": n, "colour": colour(k), "prompted": k in prompted}
                             for k, n in sorted(self.objects.items())],
-                "marks": {str(f): {str(k): m for k, m in marks.items()} for f, marks in self.marks.items()},
+                "marks": {str(f): {str(k): rounded(m) for k, m in marks.items()} for f, marks in self.marks.items()},
                 "track": self.job.progress() if self.job is not None else None,
                 "tracked": self.tracked,
                 "changed_from": self.changed_from,
                 "version": self.version,
+                "history": self.history.describe(),
+                "track_note": self.track_note,
             }
 
     def close(self) -> None:

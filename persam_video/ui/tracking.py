@@ -1,5 +1,9 @@
 """Track in the background: a thread steps the prompting session's ``propagate`` one frame at a
-time, writes each frame's label PNG, counts progress and stops between frames when cancelled."""
+time, writes each frame's label PNG, counts progress and stops between frames when cancelled.
+
+Each frame's label PNG is written before the next frame is tracked, so the page shows a frame's
+new masks as soon as the run has passed it (the live preview); the progress names the frame last
+written and the pass (forward, then backward once the frame numbers go down)."""
 from __future__ import annotations
 
 import threading
@@ -30,6 +34,8 @@ class TrackJob:
         self._cancel = threading.Event()
         self.total = total
         self.done = 0
+        self.frame: Optional[int] = None  # the frame last written
+        self.direction = "forward"
         self.state = RUNNING
         self.message = ""
         self.started = time.monotonic()
@@ -67,6 +73,10 @@ class TrackJob:
                 if result is None:
                     break
                 self._writer.write(result.name, result.labels)
+                index = getattr(result, "index", None)
+                if index is not None and self.frame is not None and index < self.frame:
+                    self.direction = "backward"
+                self.frame = index
                 self.done = min(self.done + 1, self.total)
                 self._on_frame()
             state = CANCELLED if self._cancel.is_set() else DONE
@@ -88,4 +98,5 @@ class TrackJob:
     def progress(self) -> dict:
         """What the page's progress bar shows."""
         return {"state": self.state, "done": self.done, "total": self.total, "message": self.message,
+                "frame": self.frame, "direction": self.direction,
                 "seconds": round(self.seconds if not self.running else time.monotonic() - self.started, 1)}

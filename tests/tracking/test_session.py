@@ -133,6 +133,23 @@ def test_clicks_accumulate_and_replay_from_a_saved_prompt_set(small_model, clip,
         next(replay.propagate())
 
 
+def test_set_clicks_makes_the_prompt_exactly_these_clicks(small_model, source):
+    """An editor's undo: the prompt and mask of fewer clicks are those of these clicks given at once;
+    no clicks at all forget the prompt; a refused prompt leaves the earlier one."""
+    session = _session(small_model, source)
+    one = session.add_points(2, 1, [[30, 40]], [1])
+    session.add_points(2, 1, [[60, 50]], [0])
+    again = session.set_clicks(2, 1, np.array([[30, 40]], np.float32), np.array([1]))
+    assert np.array_equal(again, one)
+    (prompt,) = session.prompt_set().prompts
+    assert prompt.points.tolist() == [[30, 40]] and prompt.labels.tolist() == [1] and prompt.box is None
+    with pytest.raises(PersamError, match="only negative points"):
+        session.set_clicks(2, 1, np.array([[3, 4]], np.float32), np.array([0]))
+    assert session.prompt_set().prompts[0].points.tolist() == [[30, 40]]
+    assert session.set_clicks(2, 1, None, None) is None
+    assert session.prompt_set().prompts == [] and session.prompted_frames == []
+
+
 def test_a_mask_replaces_clicks_and_bad_calls_are_one_line_errors(small_model, clip, source):
     session = _session(small_model, source)
     session.add_points(1, 1, [[30, 40]])
