@@ -172,6 +172,11 @@ class VideoSession:
         for r in prompt_set.references:
             self.add_reference(r.image, r.obj_id, r.mask)
 
+    def set_options(self, options: TrackerOptions) -> None:
+        """Track with ``options`` from the next :meth:`propagate` on (prompts and references are kept)."""
+        self.options = options
+        self.segmenter.options = options
+
     def remove_object(self, obj_id: int) -> None:
         """Forget every prompt and reference of ``obj_id``."""
         for key in [key for key in self._prompts if key[1] == obj_id]:

@@ -82,6 +82,10 @@ class Name(BaseModel):
     name: str = ""
 
 
+class TrackRequest(BaseModel):
+    follow_motion: Optional[bool] = None
+
+
 def create_app(model, config: UiConfig, session_class: Optional[Callable] = None) -> FastAPI:
     """The app serving ``model`` to browser sessions; stopping it removes every session's files.
 
@@ -129,6 +133,7 @@ def create_app(model, config: UiConfig, session_class: Optional[Callable] = None
     def state(session: BrowserSession) -> dict:
         return {**session.describe(), "server": {
             "model": config.model_name, "note": config.model_note, "method": config.options.method,
+            "follow_motion": config.options.propagation == "flow",
             "max_upload_mb": config.max_upload_mb, "preset": config.preset.name if config.preset else None}}
 
     def open_page(request: Request, page_file: Path) -> HTMLResponse:
@@ -221,8 +226,8 @@ def create_app(model, config: UiConfig, session_class: Optional[Callable] = None
         return Response(data, media_type=media_type, headers={"Cache-Control": "no-store"})
 
     @app.post("/api/track")
-    def track(session: BrowserSession = Depends(current)) -> dict:
-        warning = session.start_track()
+    def track(request: Optional[TrackRequest] = None, session: BrowserSession = Depends(current)) -> dict:
+        warning = session.start_track(None if request is None else request.follow_motion)
         return {**state(session), "warning": warning}
 
     @app.get("/api/track")

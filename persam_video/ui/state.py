@@ -33,7 +33,7 @@ import numpy as np
 
 from ..io.masks import DAVIS_PALETTE, read_label_png, write_label_png
 from ..io.writer import LabelWriter
-from ..options import TrackerOptions
+from ..options import TrackerOptions, with_motion
 from .history import Edit, History, Side, rounded
 from .photos import PhotoWorkspace
 from .tracking import TrackJob
@@ -313,9 +313,10 @@ class BrowserSession:
         self.version += 1
 
     # ------------------------------------------------------------------- Track
-    def start_track(self) -> str:
+    def start_track(self, follow_motion: Optional[bool] = None) -> str:
         """Start Track over the whole clip in the background (see the module's rules); returns a warning
-        naming the objects left out because they have no click or box ("" when none is)."""
+        naming the objects left out because they have no click or box ("" when none is).
+        ``follow_motion`` turns the motion prior on or off for this run (None: the server's options)."""
         with self.lock:
             self._need_video()
             self._idle()
@@ -327,6 +328,8 @@ class BrowserSession:
             left_out = [self.objects[k] for k in sorted(self.objects) if k not in prompted]
             self.track_note = (f"left out of Track, no click yet: {', '.join(left_out)}" if left_out else "")
             self.history.clear()
+            self.video_session.set_options(self.options if follow_motion is None else
+                                           with_motion(self.options, follow_motion))
 
             def frames():
                 return self.video_session.propagate("both")

@@ -56,12 +56,14 @@ class Gate:
 
 
 GATE = Gate()
+TRACKED_WITH = []  # the tracker options of each Track the sessions ran
 
 
 class GatedSession(VideoSession):
     """The library's prompting session; its ``propagate`` waits at :data:`GATE` after the frames it lets through."""
 
     def propagate(self, *args, **kwargs):
+        TRACKED_WITH.append(self.segmenter.options)
         for count, result in enumerate(super().propagate(*args, **kwargs), 1):
             yield result
             if GATE.after is not None and count == GATE.after:
@@ -216,6 +218,26 @@ def test_live_preview_during_track_and_cancel_keeps_the_frames_done(browser, edi
     expect(page.locator("#track")).to_be_enabled()
     assert labels_file(page, 1).exists() and not labels_file(page, 0).exists()
     assert (read_label_png(labels_file(page, 7)) == 1).any()  # the frames done keep their masks
+    page.context.close()
+
+
+def test_follow_motion_switch_reaches_the_tracker(browser, editor, clip):
+    """The box starts as the server's options say (the recipe here); ticked (M), Track runs with flow and the
+    leak guard; unticked, with the recipe again."""
+    page = open_page(browser, editor)
+    load(page, clip)
+    assert page.evaluate("() => document.querySelector('#motion').checked") is False
+    click_at(page, *inside(clip.truth[0] == 1))
+    for on in (True, False):
+        page.keyboard.press("m")
+        assert page.evaluate("() => document.querySelector('#motion').checked") is on
+        before = len(TRACKED_WITH)
+        page.keyboard.press("t")
+        page.wait_for_function("() => state.track && state.track.state === 'running'", timeout=60_000)
+        page.wait_for_function("() => state.track.state === 'done'", timeout=120_000)
+        assert len(TRACKED_WITH) == before + 1
+        used = TRACKED_WITH[-1]
+        assert (used.propagation, used.leak_guard) == (("flow", 1.0) if on else ("none", 0.0))
     page.context.close()
 
 

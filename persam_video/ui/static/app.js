@@ -13,6 +13,7 @@ function apply(next) {
   const first = state === null;
   state = next;
   const server = state.server;
+  if (first) $("motion").checked = server.follow_motion;
   $("model").textContent = `Model: ${server.model} (${server.method})` + (server.note ? ` — ${server.note}` : "");
   $("model").title = $("model").textContent;
   $("limit").textContent = `Uploads up to ${server.max_upload_mb} MB.`;
@@ -151,7 +152,7 @@ function startTrack() {
   if (!state || !state.video) { show("load a video first"); return; }
   if (state.track && state.track.state === "running") return;
   $("follow").checked = true;
-  act(() => api("POST", "api/track")).then((answer) => {
+  act(() => api("POST", "api/track", { follow_motion: $("motion").checked })).then((answer) => {
     if (answer && answer.warning) show(answer.warning, "warning");
   });
 }

@@ -32,6 +32,8 @@ const SHORTCUTS = [
     setView(views[(views.indexOf(view) + 1) % views.length]);
   }],
   ["F", "follow Track's frames on / off", (e) => lower(e) === "f", () => { $("follow").checked = !$("follow").checked; }],
+  ["M", "follow motion (optical flow) on / off for the next Track", (e) => lower(e) === "m",
+    () => { $("motion").checked = !$("motion").checked; }],
   ["?", "this help", (e) => e.key === "?", () => toggleHelp()],
 ];
 
