@@ -6,8 +6,10 @@ flow alone; with the bundled small model and vit_t (random weights: the real cos
     python benchmarks/bench_motion.py [--models small,vit_t] [--frames 8] [--objects 3] [--size 480x854]
 
 Each setting has its own tracker seeded on frame 0 of a synthetic clip; on every later frame each
-tracker steps once, in a rotating order, and the median of its step times is reported (PerSAM, so
-no fit). "flow alone" is the motion prior's carry on that frame (grey, flow, warp, resize).
+tracker steps once, in a rotating order, and the medians of its step times are reported (PerSAM,
+so no fit): CPU time of the whole process (all its threads; steadier than wall time on a shared
+machine) and wall time. "flow alone" is the motion prior's carry on that frame (grey, flow,
+warp, resize).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import platform
 import statistics
 import time
 
+import cv2
 import torch
 
 from persam_video.demo_clip import make_clip
@@ -29,8 +32,8 @@ SETTINGS = {
     "recipe": {},
     "flow": {"propagation": "flow"},
     "memory 4": {"target_memory": 4},
-    "flow + leak guard 1.2": {"propagation": "flow", "leak_guard": 1.2},
-    "flow + memory 4 + leak guard 1.2": {"propagation": "flow", "target_memory": 4, "leak_guard": 1.2},
+    "flow + leak guard 1": {"propagation": "flow", "leak_guard": 1.0},
+    "flow + memory 4 + leak guard 1": {"propagation": "flow", "target_memory": 4, "leak_guard": 1.0},
 }
 
 
@@ -48,21 +51,20 @@ def measure(model, clip) -> dict:
         seg = VideoSegmenter(model, TrackerOptions(method="persam", **settings))
         seg.seed_frame(clip.frames[0], clip.labels[0])
         trackers[name] = seg
-    times = {name: [] for name in SETTINGS}
-    times["flow alone"] = []
+    times = {name: [] for name in [*SETTINGS, "flow alone"]}
     prior = MotionPrior(clip.frames[0].shape[:2])
     for i, frame in enumerate(clip.frames[1:]):
         names = list(SETTINGS)
         names = names[i % len(names):] + names[:i % len(names)]
         for name in names:
-            start = time.perf_counter()
+            start = (time.process_time(), time.perf_counter())
             trackers[name].step(frame)
-            times[name].append(time.perf_counter() - start)
-        start = time.perf_counter()
+            times[name].append((time.process_time() - start[0], time.perf_counter() - start[1]))
         prior.remember(prior.grey(clip.frames[i]), clip.labels[i])
+        start = (time.process_time(), time.perf_counter())
         prior.carry(prior.grey(frame))
-        times["flow alone"].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+        times["flow alone"].append((time.process_time() - start[0], time.perf_counter() - start[1]))
+    return {name: tuple(statistics.median(v[k] for v in values) for k in (0, 1)) for name, values in times.items()}
 
 
 def main() -> None:
@@ -71,22 +73,23 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--objects", type=int, default=3)
     parser.add_argument("--size", default="480x854")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
     size = tuple(int(v) for v in args.size.lower().split("x"))
     clip = make_clip(seed=7, n_frames=args.frames + 1, size=size, n_objects=args.objects, camera_motion=False)
     print(f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads, "
           f"load average before: {os.getloadavg()[0]:.2f}; {args.objects} objects, {size[0]}x{size[1]}, "
           f"median of {args.frames} frames")
-    print("\n| model | setting | ms per frame | vs recipe |\n|---|---|---:|---:|")
+    print("\n| model | setting | CPU ms per frame | vs recipe | wall ms per frame |\n|---|---|---:|---:|---:|")
     for model_type in args.models.split(","):
         model, label = load(model_type)
         with torch.no_grad():
             result = measure(model, clip)
-        base = result["recipe"]
-        for name, seconds in result.items():
-            print(f"| {label} | {name} | {seconds * 1000:.0f} | {seconds / base:.2f}x |")
+        base = result["recipe"][0]
+        for name, (cpu, wall) in result.items():
+            print(f"| {label} | {name} | {cpu * 1000:.0f} | {cpu / base:.2f}x | {wall * 1000:.0f} |")
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env python
 """docs/method.md's real-footage figure: one clip segmented from the same box on frame 0 with the
-recipe and with the motion switches, as overlay crops of chosen frames (rows: settings).
+recipe and with the motion switches, as overlays of chosen frames (rows: settings).
 
-    python tools/flow_strip.py VIDEO --box X0,Y0,X1,Y1 --frames 0,10,30,60,100 --out docs/images/flow_strip.png
+    python tools/flow_strip.py VIDEO --box X0,Y0,X1,Y1 --frames 0,10,30,60,100 --out strip.png
+
+docs/images/flow_strip.jpg is that strip for OpenCV's vtest.avi, box 398,148,430,203, saved as JPEG.
 """
 from __future__ import annotations
 
@@ -21,8 +23,7 @@ from persam_video.tracking.session import VideoSession
 
 SETTINGS = {
     "recipe (PerSAM-F)": {},
-    "flow": {"propagation": "flow"},
-    "flow + memory 4 + leak guard 1.5": {"propagation": "flow", "target_memory": 4, "leak_guard": 1.5},
+    "flow + leak guard 1 (the page's 'follow motion')": {"propagation": "flow", "leak_guard": 1.0},
 }
 
 
@@ -33,6 +34,7 @@ def track(model, video: str, box: List[float], last: int, options: TrackerOption
     out = {}
     for result in session.propagate(direction="forward"):
         out[result.index] = result.labels
+        print(f"frame {result.index}", end="\r", flush=True)
         if result.index >= last:
             break
     return out
