@@ -17,8 +17,9 @@ added. Names: exact = fp32/plain/exact, fused = fp32/fused (with the fast decode
 bf16/fused; ``int8`` alone is fused+int8. On a CPU without native bf16 the bf16 settings are
 left out (emulated bf16 is not what a user of such a CPU would run) unless ``--emulated-bf16``.
 
-"compile s" is the first encoder call less a later one: inductor's compile, or with a warm
-``--compile-cache`` its load (default: a new empty folder, so the compile is cold).
+"compile s" is what the first encoder call spent building the compiled encoder (export and
+AOTInductor), or with a warm ``--compile-cache`` loading it (default: a new empty folder, so
+the build is cold).
 "decoding / encoder" divides prompting + decoding by this setting's own encoder time and by
 exact's ("/ exact enc.", the issue's target for 3 objects with vit_t: at most 0.2).
 
@@ -143,7 +144,7 @@ def main() -> None:
                     dec = 1000 * statistics.median(out[name]["decoder"])
                     scores = [iou(a == k, b == k) for a, b in zip(out["exact"]["labels"], out[name]["labels"])
                               for k in ids]
-                    seconds = getattr(model.image_encoder, "compile_seconds", lambda: None)()
+                    seconds = getattr(model.image_encoder, "compile_s", None)
                     compile_s = "-" if seconds is None or first else f"{seconds:.1f}"  # compiled on the first clip
                     print(f"| {model_name} | {n} | {name} | {enc:.0f} | {dec:.0f} | {dec / enc:.2f} | "
                           f"{dec / ref_enc:.2f} | {enc + dec:.0f} | {ref_total / (enc + dec):.2f}x | "
