@@ -18,7 +18,8 @@ the kernel's CPU flags, or ``$PERSAM_VIDEO_NATIVE_BF16`` set to 1 or 0 to say so
 device that supports it (fp16 on one that does not), and fp32 everywhere else: bf16 emulated
 without those instructions is several times slower than fp32.
 
-The default everywhere is the exact path; :data:`FAST_MODEL` is what ``--fast`` turns on.
+The default everywhere is the exact path; :data:`FAST_MODEL` is what ``--fast`` turns on (with
+``compile`` auto: :mod:`persam_video.model.compiling`, applied by ``load_sam`` after this).
 """
 from __future__ import annotations
 
