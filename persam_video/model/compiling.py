@@ -135,7 +135,9 @@ class CompiledForward:
                         from None
         runner = torch._inductor.aoti_load_package(str(package))
         extra = torch.load(str(package.with_suffix(".extra")), weights_only=True)
-        runner.load_constants({**_tensors(self), **extra}, check_full_update=True, user_managed=True)
+        available = {**_tensors(self), **extra}
+        runner.load_constants({name: available[name] for name in runner.get_constant_fqns()},
+                              check_full_update=True, user_managed=True)
         return runner, built
 
 
