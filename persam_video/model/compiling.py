@@ -93,8 +93,10 @@ def _build(encoder: torch.nn.Module, base: type, example: torch.Tensor, package:
     extra = {name: t for name, t in {**program.state_dict, **program.constants}.items()
              if name not in own and isinstance(t, torch.Tensor)}
     torch.save(extra, package.with_suffix(".extra"))
+    import torch._inductor as inductor
+
     partial = package.with_name(f"{package.stem}.{os.getpid()}.tmp.pt2")
-    torch._inductor.aoti_compile_and_package(
+    inductor.aoti_compile_and_package(
         program, package_path=str(partial),
         inductor_configs={"aot_inductor.package_constants_in_so": False, "cpp.dynamic_threads": True})
     os.replace(partial, package)
@@ -119,8 +121,6 @@ class CompiledForward:
         return self.runner(x)
 
     def _prepare(self, example: torch.Tensor):
-        import torch._inductor
-
         base = type(self).__mro__[2]
         key = package_key(self, base, example)
         package = Path(self.compile_folder) / f"encoder-{key}.pt2"
@@ -133,12 +133,36 @@ class CompiledForward:
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                     raise PersamError(f"compiling the image encoder failed ({first}); run with --compile off") \
                         from None
-        runner = torch._inductor.aoti_load_package(str(package))
+        runner = _Runner(package)
         extra = torch.load(str(package.with_suffix(".extra")), weights_only=True)
         available = {**_tensors(self), **extra}
-        runner.load_constants({name: available[name] for name in runner.get_constant_fqns()},
-                              check_full_update=True, user_managed=True)
+        runner.load_constants({name: available[name] for name in runner.loader.get_constant_fqns()})
         return runner, built
+
+
+class _Runner:
+    """A package loaded by torch's C++ loader directly: ``torch._inductor.aoti_load_package`` does
+    the same but imports inductor first, seconds of every start-up; that is the fallback."""
+
+    def __init__(self, package: Path) -> None:
+        make = getattr(getattr(torch._C, "_aoti", None), "AOTIModelPackageLoader", None)
+        self.direct = make is not None
+        if self.direct:
+            self.loader = make(str(package), "model", False, 1, -1)
+        else:  # pragma: no cover - other torch builds
+            import torch._inductor as inductor
+
+            self.loader = inductor.aoti_load_package(str(package))
+
+    def load_constants(self, tensors: Dict[str, torch.Tensor]) -> None:
+        """Hand the package the model's own tensors (used in place, not copied)."""
+        if self.direct:
+            self.loader.load_constants(tensors, False, True, True, False)
+        else:  # pragma: no cover
+            self.loader.load_constants(tensors, check_full_update=True, user_managed=True)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.loader.boxed_run([x])[0] if self.direct else self.loader(x)
 
 
 def _compiled_class(cls: type) -> type:
