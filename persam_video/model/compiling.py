@@ -13,9 +13,9 @@ to it at load time, so one package serves every checkpoint of an architecture. I
 digest of what the code depends on (torch version, CPU capability, module classes, tensor names,
 shapes and dtypes, input shape). The kernels take the thread count at run time.
 
-``auto`` (what ``--fast`` picks) compiles on a CPU for the models whose encoder pass is long
-enough that the one-off cost pays within a short clip (:data:`AUTO_MODELS`; measurements in
-benchmarks/README.md), where a C++ compiler is installed.
+``auto`` (what ``--fast`` picks) compiles on a CPU, where a C++ compiler is installed, the models
+whose first run's build pays back within a 10-second clip (:data:`AUTO_MODELS`: all but the
+bundled small model; measurements in benchmarks/README.md).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ import torch
 from ..errors import PersamError
 
 COMPILE_MODES = ("auto", "on", "off")
-AUTO_MODELS = ("vit_b", "vit_l", "vit_h")  # compiled by ``auto`` (benchmarks/README.md has why)
+AUTO_MODELS = ("vit_t", "vit_b", "vit_l", "vit_h")  # compiled by ``auto`` (benchmarks/README.md has why)
 INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 
 

@@ -297,9 +297,9 @@ class ModelSpec:
                 "faster on a CPU) or exact (SAM's own); auto: fast when attention is fused",
         choices=DECODER_MODES)
     compile: str = option(
-        "off", "torch.compile of the image encoder (equal to float rounding; the first run on a machine compiles "
-               "for a minute or more, later runs load the kernels from $PERSAM_VIDEO_CACHE/compiled); auto: on for "
-               "vit_b/vit_l/vit_h on a CPU", choices=COMPILE_MODES)
+        "off", "the image encoder compiled by torch's inductor (equal to float rounding; the first run on a machine "
+               "builds it, a minute or more, later runs load it from $PERSAM_VIDEO_CACHE/compiled); auto: on for "
+               "vit_t and vit_b/l/h on a CPU with a C++ compiler", choices=COMPILE_MODES)
     quantize: str = option(
         "off", "int8: the image encoder's Linear layers in dynamic int8 (CPU only; an explicit opt-in, not part "
                "of --fast: it moves the masks more than float rounding, see benchmarks/README.md)",

@@ -23,13 +23,15 @@ from persam_video.tracking.segmenter import VideoSegmenter
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
-def test_auto_compiles_the_large_encoders_on_a_cpu_only():
-    for model_type in ("vit_b", "vit_l", "vit_h"):
+def test_auto_compiles_the_real_encoders_on_a_cpu_with_a_compiler(monkeypatch):
+    monkeypatch.setattr(compiling, "have_compiler", lambda: True)
+    for model_type in ("vit_t", "vit_b", "vit_l", "vit_h"):
         assert compiling.resolve_compile("auto", model_type, CPU)
         assert not compiling.resolve_compile("auto", model_type, CUDA)
-    for model_type in ("small", "vit_t"):
-        assert not compiling.resolve_compile("auto", model_type, CPU)
-        assert compiling.resolve_compile("on", model_type, CPU)
+    assert not compiling.resolve_compile("auto", "small", CPU)
+    assert compiling.resolve_compile("on", "small", CPU)
+    monkeypatch.setattr(compiling, "have_compiler", lambda: False)
+    assert not compiling.resolve_compile("auto", "vit_b", CPU)
     assert not compiling.resolve_compile("off", "vit_b", CPU)
     with pytest.raises(PersamError, match="unknown compile mode"):
         compiling.resolve_compile("yes", "vit_b", CPU)
@@ -48,7 +50,8 @@ def test_fast_turns_compile_to_auto_and_a_given_flag_wins():
     assert ModelSpec.fast().compile == "auto" and ModelSpec().compile == "off"
 
 
-def test_done_markers_record_a_compiled_encoder():
+def test_done_markers_record_a_compiled_encoder(monkeypatch):
+    monkeypatch.setattr(compiling, "have_compiler", lambda: True)
     options = TrackerOptions()
     assert run_settings(options, ModelSpec("vit_b", device="cpu", compile="auto"))["compiled_encoder"] is True
     assert "compiled_encoder" not in run_settings(options, ModelSpec("vit_b", device="cpu"))
