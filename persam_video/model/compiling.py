@@ -85,8 +85,8 @@ def _build(encoder: torch.nn.Module, base: type, example: torch.Tensor, package:
     compiled_class = type(encoder)
     encoder.__class__ = base
     try:
-        with torch.no_grad():
-            program = torch.export.export(encoder, (example,))
+        with torch.inference_mode(False), torch.no_grad():  # export refuses inference tensors
+            program = torch.export.export(encoder, (example.clone(),))
     finally:
         encoder.__class__ = compiled_class
     own = _tensors(encoder)
