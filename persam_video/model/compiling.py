@@ -110,6 +110,7 @@ class CompiledForward:
     runner_shape: Optional[torch.Size] = None
     compile_s: Optional[float] = None
     compile_built: bool = False
+    compile_waited: float = 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         if self.runner is None:
@@ -124,7 +125,9 @@ class CompiledForward:
         base = type(self).__mro__[2]
         key = package_key(self, base, example)
         package = Path(self.compile_folder) / f"encoder-{key}.pt2"
+        began = time.perf_counter()
         with _locked(package.with_suffix(".lock")):
+            self.compile_waited = time.perf_counter() - began  # another process building it
             built = not package.is_file()
             if built:
                 try:
@@ -201,7 +204,7 @@ def uncompile_encoder(model: torch.nn.Module) -> torch.nn.Module:
     encoder = model.image_encoder
     if isinstance(encoder, CompiledForward):
         encoder.__class__ = type(encoder).__mro__[2]
-        for name in ("compile_folder", "runner", "runner_shape", "compile_s", "compile_built"):
+        for name in ("compile_folder", "runner", "runner_shape", "compile_s", "compile_built", "compile_waited"):
             encoder.__dict__.pop(name, None)
     return model
 
@@ -213,4 +216,6 @@ def compile_note(model: torch.nn.Module) -> str:
         return ""
     if encoder.compile_built:
         return f"encoder compiled in {encoder.compile_s:.1f}s, cached for later runs"
-    return f"compiled encoder loaded in {encoder.compile_s:.1f}s"
+    waited = f", {encoder.compile_waited:.1f}s of it waiting for another process's build" \
+        if encoder.compile_waited >= 0.5 else ""
+    return f"compiled encoder loaded in {encoder.compile_s:.1f}s{waited}"

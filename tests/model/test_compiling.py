@@ -1,9 +1,10 @@
-"""torch.compile of the image encoder: the ``--compile`` rule, the cache folder, the records that
-say a run was compiled, and a compiled model's masks against the eager one's."""
+"""The compiled image encoder: the ``--compile`` rule, the cache folder and its lock, the records
+that say a run was compiled, and a compiled model's masks against the eager one's."""
 from __future__ import annotations
 
 import argparse
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,36 @@ def test_compiled_model_gives_the_eager_masks(small_checkpoint, larger_clip, req
     with torch.no_grad():
         again.image_encoder(again.preprocess(image))
     assert not again.image_encoder.compile_built and "loaded" in compiling.compile_note(again)
+
+
+def test_processes_sharing_the_cache_build_a_package_once(small_checkpoint, tmp_path, monkeypatch):
+    # two models prepared at once (threads: flock locks conflict between open files as between processes);
+    # the build and the loader are stand-ins, the lock and the cache check are the module's own
+    builds = []
+
+    def build(encoder, base, example, package):
+        builds.append(package.name)
+        torch.save({}, package.with_suffix(".extra"))
+        package.write_bytes(b"package")
+
+    class Loaded:
+        def __init__(self, package):
+            self.loader = self
+
+        def get_constant_fqns(self):
+            return []
+
+        def load_constants(self, tensors):
+            pass
+
+    monkeypatch.setattr(compiling, "_build", build)
+    monkeypatch.setattr(compiling, "_Runner", Loaded)
+    models = [compiling.compile_encoder(load_sam("small", small_checkpoint, device="cpu"), tmp_path)
+              for _ in range(2)]
+    example = torch.zeros(1, 3, 256, 256)
+    threads = [threading.Thread(target=m.image_encoder._prepare, args=(example,)) for m in models]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(builds) == 1 and (tmp_path / builds[0]).is_file()
