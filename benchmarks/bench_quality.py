@@ -8,6 +8,11 @@ with seeds ``--seed * 100003 + i``), runs
 
     python benchmarks/bench_quality.py                      # 6 sequences x 30 frames, 480x854
     python benchmarks/bench_quality.py --sequences 3 --frames 20 --size 240x427
+    python benchmarks/bench_quality.py --configs 0,1 --versus "--quantize int8"   # a model setting against exact
+
+With ``--versus FLAGS`` every configuration runs twice, exactly and with the model flags FLAGS
+added, and the table gets the second run's rows and the mean IoU of its masks against the exact
+run's (per object and frame, the seed frame left out).
 
 Three reference rows help read the others. "The true masks": the clips' label maps before the
 void bands are drawn, scored as a tracker's output. The official evaluation counts void as
@@ -159,6 +164,18 @@ def global_row(out: Path, start: float) -> dict:
     return row
 
 
+def mean_iou(root: Path, exact: Path, other: Path) -> float:
+    """Mean IoU, per object and frame (the seed frame left out), of the masks in ``other`` against ``exact``."""
+    layout, scores = DavisLayout(root), []
+    for sequence in layout.choose("val"):
+        for path in sorted((exact / sequence).glob("*.png"))[1:]:
+            a, b = read_label_png(path), read_label_png(other / sequence / path.name)
+            for k in object_ids(read_label_png(layout.annotation_paths(sequence)[0])):
+                union = np.logical_or(a == k, b == k).sum()
+                scores.append(1.0 if union == 0 else float(np.logical_and(a == k, b == k).sum() / union))
+    return float(np.mean(scores))
+
+
 def model_label(checkpoint: Optional[str]) -> str:
     """Which weights were scored: the given file, or the bundled one with its sha256 prefix."""
     path = Path(checkpoint) if checkpoint else bundled_checkpoint("small")
@@ -179,6 +196,9 @@ def main() -> None:
     parser.add_argument("--no-references", action="store_true",
                         help="leave out the reference rows (true masks, ground-truth boxes)")
     parser.add_argument("--keep", metavar="DIR", help="write data and results here instead of a temp folder")
+    parser.add_argument("--versus", metavar="FLAGS", default=None,
+                        help="model flags (quoted, e.g. \"--quantize int8\") to run every configuration with too, "
+                             "scored against the exact run")
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.lower().split("x"))
     model_args = ["--model-type", "small", "--device", "cpu"]
@@ -199,10 +219,17 @@ def main() -> None:
                             size=(height, width), truth_root=truth)
         rows = []
         for name, extra in chosen:
-            row = run_config(root, base / "results" / name.replace(" ", "_").replace("+", "plus"), extra,
-                             model_args)
+            out = base / "results" / name.replace(" ", "_").replace("+", "plus")
+            row = run_config(root, out, extra, model_args)
             rows.append((name, row))
             print(f"{name}: J&F {float(row['J&F-Mean']):.3f}", file=sys.stderr, flush=True)
+            if args.versus:
+                other = out.with_name(out.name + "_versus")
+                row = run_config(root, other, extra, model_args + args.versus.split())
+                row["iou"] = mean_iou(root, out, other)
+                rows.append((f"{name}, {args.versus}", row))
+                print(f"{name}, {args.versus}: J&F {float(row['J&F-Mean']):.3f}, mean IoU against exact "
+                      f"{row['iou']:.4f}", file=sys.stderr, flush=True)
         if not args.no_references:
             from segment_anything import SamPredictor
 
@@ -217,11 +244,13 @@ def main() -> None:
           f"seed {args.seed}; model: {model_label(args.checkpoint)}; machine: {os.cpu_count()} CPUs "
           f"({platform.processor() or platform.machine()}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads\n")
-    print("| configuration | J&F | J-Mean | J-Recall | J-Decay | F-Mean | F-Recall | F-Decay | seconds |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    versus = " mean IoU vs exact |" if args.versus else ""
+    print(f"| configuration | J&F | J-Mean | J-Recall | J-Decay | F-Mean | F-Recall | F-Decay | seconds |{versus}")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if args.versus else ""))
     for name, row in rows:
         cells = [row[k] for k in ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")]
-        print(f"| {name} | " + " | ".join(cells) + f" | {row['seconds']:.0f} |")
+        iou = (f" {row['iou']:.4f} |" if "iou" in row else " - |") if args.versus else ""
+        print(f"| {name} | " + " | ".join(cells) + f" | {row['seconds']:.0f} |{iou}")
 
 
 if __name__ == "__main__":

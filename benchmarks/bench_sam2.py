@@ -16,11 +16,15 @@ frame is reported apart (SAM2: image encoder, mask prompts and the memory of fra
 ratio is given on the mean times and as the median of the frame-by-frame ratios (the latter
 shrugs off a load spike that hit one frame).
 
-    python benchmarks/bench_sam2.py [--frames 8] [--threads 2] [--persam-settings fp32/plain,fp32/fused]
+    python benchmarks/bench_sam2.py [--frames 8] [--threads 2] [--persam-settings exact,fused,bf16+compile]
+                                    [--compile-cache DIR]
 
-Each PerSAM setting is ``precision/attention[/decoder]`` as in bench_precision: ``fp32/plain`` is
-the default output (segment_anything's modules as built), ``fp32/fused`` the fused attention and
-fast decoder; add e.g. ``bf16/fused`` on a CPU with native bf16 (emulated bf16 is slower).
+Each PerSAM setting is named as in bench_precision (``precision/attention[/decoder]`` or exact,
+fused, bf16, with ``+compile`` or ``+int8``): ``exact`` (``fp32/plain``) is the default output
+(segment_anything's modules as built), ``fused`` the fused attention and fast decoder,
+``bf16+compile`` what ``--fast --compile on`` runs on a CPU with native bf16 (emulated bf16 is
+slower). A compiled setting builds (or, from ``--compile-cache``, loads) its encoder on the seed
+frame, which is reported apart.
 
 Both models get seeded random weights (real architecture and cost, meaningless masks):
 SAM2.1-tiny is built from the package's own ``configs/sam2.1/sam2.1_hiera_t.yaml`` on the CPU
@@ -31,7 +35,6 @@ installed); without it the script says how to install it and exits with status 2
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import platform
 import statistics
@@ -49,10 +52,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pipeline import SIZE, load_model, write_clip
+from bench_precision import make_model
 
 from persam_video.errors import PersamError
 from persam_video.io.masks import object_ids, read_label_png
-from persam_video.model.fast_path import apply_precision
 from persam_video.options import TrackerOptions
 from persam_video.tracking.segmenter import VideoSegmenter
 
@@ -145,30 +148,29 @@ def main() -> None:
                                                               "(default: %(default)s)")
     parser.add_argument("--objects", type=int, default=3, help="objects in the clip (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for both (default: %(default)s)")
-    parser.add_argument("--persam-settings", default="fp32/plain,fp32/fused",
-                        help="vit_t PerSAM settings, each a row: precision/attention[/decoder] as "
-                             "--precision, --attention and --decoder take them; decoder auto when left out, "
-                             "fast with fused attention (default: %(default)s)")
+    parser.add_argument("--persam-settings", default="exact,fused",
+                        help="vit_t PerSAM settings, each a row: exact, fused, bf16 or precision/attention[/decoder] "
+                             "as --precision, --attention and --decoder take them, with +compile or +int8 added "
+                             "(default: %(default)s)")
+    parser.add_argument("--compile-cache", metavar="DIR", default=None,
+                        help="where compiled encoders are kept (default: a new empty folder: cold builds)")
     args = parser.parse_args()
     if args.frames < 2 or args.objects < 1 or args.threads < 1:
         parser.error("--frames must be at least 2, --objects and --threads at least 1")
     settings = args.persam_settings.split(",")
-    for name in settings:
-        if name.count("/") not in (1, 2):
-            parser.error(f"--persam-settings: {name!r} is not precision/attention[/decoder] (e.g. fp32/plain)")
     build = import_sam2()
     torch.set_num_threads(args.threads)
 
     base, _ = load_model("vit_t")
     persam_models = {}
-    for name in settings:
-        persam_models[name] = copy.deepcopy(base)
-        try:
-            apply_precision(persam_models[name], *(name.split("/") + ["auto"])[:3])
-        except PersamError as exc:
-            parser.error(f"--persam-settings: {exc}")
     load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="bench_sam2_") as tmp:
+        cache = Path(args.compile_cache) if args.compile_cache else Path(tmp) / "compiled"
+        for name in settings:
+            try:
+                persam_models[name] = make_model(base, name, cache)
+            except (PersamError, ValueError) as exc:
+                parser.error(f"--persam-settings: {name!r}: {exc}")
         frames_dir = write_clip(Path(tmp), args.frames, args.objects, seed=20 + args.objects)
         seed = read_label_png(Path(tmp) / "seed.png")
         frames = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(frames_dir.glob("*.jpg"))]

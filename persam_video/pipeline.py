@@ -118,11 +118,15 @@ def segment_video(video: Union[str, os.PathLike], out_dir: Union[str, os.PathLik
 
 
 def run_numerics(model, options: TrackerOptions) -> str:
-    """The summary's words for the path a run took: the model's numerics, and the fit's where it fits."""
+    """The summary's words for the path a run took: the model's numerics, the fit's where it fits, and
+    how long the encoder's compile took where it was compiled."""
+    from .model.compiling import compile_note
+
     words = getattr(model, "numerics", "")
     if options.method == "persam-f":
         words += f", {options.fit_mode} fit"
-    return words
+    note = compile_note(model)
+    return f"{words} ({note})" if note else words
 
 
 def _counted(saved: dict) -> int:

@@ -85,10 +85,17 @@ def weights_digest(model: torch.nn.Module, samples: int = 4096) -> str:
     first = next(iter(model.parameters()), None)
     parts: list = [[type(m).__qualname__ for m in model.modules()], getattr(model, "precision", None),
                    None if first is None else first.device.type]
-    for name, tensor in list(model.state_dict().items()):
-        flat = tensor.detach().flatten()
-        step = max(1, flat.numel() // samples)
-        parts.extend([name, tuple(tensor.shape), str(tensor.dtype), flat[::step].cpu().contiguous().numpy().tobytes()])
+    for name, value in list(model.state_dict().items()):
+        # an int8-quantised layer (--quantize int8) keeps a dtype and a (weight, bias) pair of quantised tensors
+        tensors = value if isinstance(value, tuple) else (value,)
+        for tensor in tensors:
+            if not isinstance(tensor, torch.Tensor):
+                parts.extend([name, repr(tensor)])
+                continue
+            flat = (tensor.int_repr() if tensor.is_quantized else tensor).detach().flatten()
+            step = max(1, flat.numel() // samples)
+            parts.extend([name, tuple(tensor.shape), str(tensor.dtype),
+                          flat[::step].cpu().contiguous().numpy().tobytes()])
     return _digest(parts)
 
 

@@ -22,7 +22,8 @@ MARKER = ".done"
 def run_settings(options: TrackerOptions, model: ModelSpec) -> Dict[str, object]:
     """What decides a sequence's masks: the method options, the model type, the weights (their
     sha256, so a retrained checkpoint at the same path counts as different) and the numerics
-    (precision, attention and decoder as resolved on this machine: ``auto`` may mean bf16 on another)."""
+    (precision, attention, decoder and compile as resolved on this machine: ``auto`` may mean bf16 on another)."""
+    from ..model.compiling import resolve_compile
     from ..model.fast_path import resolve_attention, resolve_decoder, resolve_precision
     from ..model.loading import resolve_device
 
@@ -35,6 +36,10 @@ def run_settings(options: TrackerOptions, model: ModelSpec) -> Dict[str, object]
         settings["fused_attention"] = resolve_attention(model.attention, precision)
         if resolve_decoder(model.decoder, settings["fused_attention"]):
             settings["fast_decoder"] = True  # (absent when exact: markers written before it existed still match)
+        if resolve_compile(model.compile, model.model_type, resolve_device(model.device)):
+            settings["compiled_encoder"] = True  # (absent when eager, likewise)
+        if model.quantize != "off":
+            settings["quantize"] = model.quantize  # (absent when off, likewise)
     except PersamError:  # no such device here: loading the model reports it
         settings["precision"] = settings["fused_attention"] = None
     return settings

@@ -71,8 +71,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group = add_dataclass_options(parser, ModelSpec, "model")
     group.add_argument("--fast", action="store_true",
                         help="the fast path: precision auto (bf16 where the CPU or GPU has it), fused attention, "
-                             "the fast decoder and the fast PerSAM-F fit; masks equal the exact default's to "
-                             "float rounding (IoU >= 0.99 measured), not to the bit. Flags given explicitly win")
+                             "the fast decoder, the compiled encoder for vit_t and vit_b/l/h on a CPU (compile "
+                             "auto), the fast PerSAM-F fit; masks equal the exact default's to float rounding "
+                             "(IoU >= 0.99 measured), not to the bit. Flags given explicitly win")
     group.add_argument("--threads", type=int, default=None, metavar="N",
                        help="CPU threads for torch (default: the CPUs this process may use, fewer while other "
                             "programs keep them busy, re-checked every half second)")

@@ -18,7 +18,8 @@ the kernel's CPU flags, or ``$PERSAM_VIDEO_NATIVE_BF16`` set to 1 or 0 to say so
 device that supports it (fp16 on one that does not), and fp32 everywhere else: bf16 emulated
 without those instructions is several times slower than fp32.
 
-The default everywhere is the exact path; :data:`FAST_MODEL` is what ``--fast`` turns on.
+The default everywhere is the exact path; :data:`FAST_MODEL` is what ``--fast`` turns on (with
+``compile`` auto: :mod:`persam_video.model.compiling`, applied by ``load_sam`` after this).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ DTYPES: Dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 NATIVE_BF16_ENV = "PERSAM_VIDEO_NATIVE_BF16"
 # The fast path's model settings (with TrackerOptions' fast fit): measured to keep the masks.
-FAST_MODEL: Dict[str, str] = {"precision": "auto", "attention": "fused", "decoder": "fast"}
+FAST_MODEL: Dict[str, str] = {"precision": "auto", "attention": "fused", "decoder": "fast", "compile": "auto"}
 
 
 @lru_cache(maxsize=None)
@@ -121,10 +122,12 @@ def autocast_module(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Mod
 
 
 def apply_precision(model: torch.nn.Module, precision: str = "fp32", attention: str = "auto",
-                    decoder: str = "auto") -> str:
+                    decoder: str = "auto", compiled: bool = False, quantized: bool = False) -> str:
     """Put ``model`` (a loaded SAM, on its device) on the path that ``precision``, ``attention``
     and ``decoder`` ask for, in place; returns the concrete precision. ``fp32`` with attention
-    and decoder ``auto`` (or ``plain`` / ``exact``) changes nothing."""
+    and decoder ``auto`` (or ``plain`` / ``exact``) changes nothing. ``compiled`` and ``quantized`` only
+    say, in ``model.numerics``, that the caller compiles or quantises the encoder
+    (:mod:`persam_video.model.compiling`, :mod:`persam_video.model.quantizing`)."""
     device = next(model.parameters()).device
     resolved = resolve_precision(precision, device)
     fused = resolve_attention(attention, resolved)
@@ -138,13 +141,15 @@ def apply_precision(model: torch.nn.Module, precision: str = "fp32", attention: 
     if resolved != "fp32":
         autocast_module(model.image_encoder, DTYPES[resolved])
     model.precision = resolved
-    model.numerics = describe_numerics(resolved, fused, fast_decoder)
+    model.numerics = describe_numerics(resolved, fused, fast_decoder, compiled, quantized)
     return resolved
 
 
-def describe_numerics(precision: str, fused_attention: bool, fast_decoder: bool) -> str:
+def describe_numerics(precision: str, fused_attention: bool, fast_decoder: bool, compiled: bool = False,
+                      quantized: bool = False) -> str:
     """How a loaded model computes, in words for a run's summary: ``exact (fp32)`` or the fast parts."""
-    if precision == "fp32" and not fused_attention and not fast_decoder:
+    if precision == "fp32" and not (fused_attention or fast_decoder or compiled or quantized):
         return "exact (fp32)"
-    parts = [precision] + ["fused attention"] * fused_attention + ["fast decoder"] * fast_decoder
+    parts = ([precision] + ["int8 encoder linears"] * quantized + ["fused attention"] * fused_attention
+             + ["fast decoder"] * fast_decoder + ["compiled encoder"] * compiled)
     return ", ".join(parts)

@@ -20,7 +20,9 @@ from tqdm.auto import tqdm
 from ..errors import PersamError
 from ..io.files import atomic_write
 from ..options import option
+from .compiling import COMPILE_MODES
 from .fast_path import ATTENTION_MODES, DECODER_MODES, FAST_MODEL, PRECISIONS
+from .quantizing import QUANTIZE_MODES
 
 DEFAULT_MODEL_TYPE = "small"
 CACHE_ENV = "PERSAM_VIDEO_CACHE"
@@ -60,6 +62,11 @@ _ENCODER_WIDTHS = {1280: "vit_h", 1024: "vit_l", 768: "vit_b"}
 def cache_dir() -> Path:
     """Folder for downloaded checkpoints: ``$PERSAM_VIDEO_CACHE`` or ``~/.cache/persam-video``."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "persam-video")
+
+
+def compiled_dir() -> Path:
+    """Folder for torch.compile's kernels: ``compiled`` in :func:`cache_dir`."""
+    return cache_dir() / "compiled"
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -220,18 +227,25 @@ def build_model(model_type: str, state: Optional[Mapping[str, torch.Tensor]] = N
 
 def load_sam(model_type: str = DEFAULT_MODEL_TYPE, checkpoint: Optional[os.PathLike] = None,
              device: str = "auto", allow_download: bool = True, progress: bool = True,
-             precision: str = "fp32", attention: str = "auto", decoder: str = "auto") -> torch.nn.Module:
+             precision: str = "fp32", attention: str = "auto", decoder: str = "auto",
+             compile: str = "off", quantize: str = "off") -> torch.nn.Module:
     """Load a SAM model of ``model_type`` from ``checkpoint`` (or the default place), ready for inference.
 
     ``precision`` (auto, fp32, bf16, fp16), ``attention`` (auto, fused, plain) and ``decoder`` (auto,
-    fast, exact) choose the fast path (:func:`persam_video.model.fast_path.apply_precision`); the default,
-    fp32, is the model exactly
-    as segment_anything builds it. The concrete precision is kept in ``model.precision``."""
+    fast, exact) choose the fast path (:func:`persam_video.model.fast_path.apply_precision`) and ``compile``
+    (auto, on, off) torch.compile of the image encoder (:mod:`persam_video.model.compiling`), ``quantize``
+    (off, int8) its Linear layers in int8 (:mod:`persam_video.model.quantizing`); the defaults, fp32 and
+    off, are the model exactly as segment_anything builds it. The concrete precision is kept in
+    ``model.precision``."""
+    from .compiling import compile_encoder, resolve_compile
     from .fast_path import apply_precision, resolve_attention, resolve_decoder, resolve_precision
+    from .quantizing import check_quantize, quantize_encoder
 
     target = resolve_device(device)
     # a bad value fails before loading
     resolve_decoder(decoder, resolve_attention(attention, resolve_precision(precision, target)))
+    compiled = resolve_compile(compile, model_type, target)
+    quantized = check_quantize(quantize, target)
     path = resolve_checkpoint(model_type, checkpoint, allow_download=allow_download, progress=progress)
     state = read_state_dict(path)
     found = infer_model_type(state)
@@ -248,7 +262,11 @@ def load_sam(model_type: str = DEFAULT_MODEL_TYPE, checkpoint: Optional[os.PathL
                           f"{str(exc).splitlines()[0]}") from None
     model.requires_grad_(False)  # SAM stays frozen: PerSAM-F learns only its own two weights
     model = model.eval().to(target)
-    apply_precision(model, precision, attention, decoder)
+    apply_precision(model, precision, attention, decoder, compiled=compiled, quantized=quantized)
+    if quantized:
+        quantize_encoder(model)
+    if compiled:
+        compile_encoder(model, compiled_dir())
     return model
 
 
@@ -278,6 +296,14 @@ class ModelSpec:
                 "added once, one image pass shared by objects that share it; equal to float rounding, faster "
                 "faster on a CPU) or exact (SAM's own); auto: fast when attention is fused",
         choices=DECODER_MODES)
+    compile: str = option(
+        "off", "the image encoder compiled by torch's inductor (equal to float rounding; the first run on a machine "
+               "builds it, a minute or more, later runs load it from $PERSAM_VIDEO_CACHE/compiled); auto: on for "
+               "vit_t and vit_b/l/h on a CPU with a C++ compiler", choices=COMPILE_MODES)
+    quantize: str = option(
+        "off", "int8: the image encoder's Linear layers in dynamic int8 (CPU only; an explicit opt-in, not part "
+               "of --fast: it moves the masks more than float rounding, see benchmarks/README.md)",
+        choices=QUANTIZE_MODES)
 
     @classmethod
     def fast(cls, **settings: Any) -> "ModelSpec":
@@ -288,7 +314,8 @@ class ModelSpec:
     def load(self, progress: bool = True) -> torch.nn.Module:
         """Load the model (see :func:`load_sam`)."""
         return load_sam(self.model_type, self.checkpoint, device=self.device, progress=progress,
-                        precision=self.precision, attention=self.attention, decoder=self.decoder)
+                        precision=self.precision, attention=self.attention, decoder=self.decoder,
+                        compile=self.compile, quantize=self.quantize)
 
     def weights_sha256(self) -> Optional[str]:
         """The first 16 hex digits of the weights' sha256, or None when the file is not there (yet)."""
