@@ -87,7 +87,8 @@ def editor():
     are gone when it stops."""
     set_threads(None)
     model = load_sam("small", device="cpu", progress=False)
-    app = create_app(model, UiConfig(model_name="small", options=TrackerOptions(), max_upload_mb=1),
+    # every test opens browser sessions of its own, more than the command's default limit of 8
+    app = create_app(model, UiConfig(model_name="small", options=TrackerOptions(), max_upload_mb=1, max_sessions=32),
                      session_class=GatedSession)
     sock = socket.create_server(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
