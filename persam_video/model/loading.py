@@ -294,7 +294,7 @@ class ModelSpec:
     decoder: str = option(
         "auto", "SAM's mask decoder: fast (the same computation reordered: merged projections, positional terms "
                 "added once, one image pass shared by objects that share it; equal to float rounding, faster "
-                "faster on a CPU) or exact (SAM's own); auto: fast when attention is fused",
+                "on a CPU) or exact (SAM's own); auto: fast when attention is fused",
         choices=DECODER_MODES)
     compile: str = option(
         "off", "the image encoder compiled by torch's inductor (equal to float rounding; the first run on a machine "
