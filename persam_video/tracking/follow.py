@@ -2,7 +2,7 @@
 the other objects as negative points, and the leak guard."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Collection, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -14,15 +14,16 @@ from .state import ObjectState
 GUARD_MARGIN = 3  # pixels a guarded mask may extend beyond its carried mask
 
 
-def follow(objects: Sequence[ObjectState], carried: np.ndarray, margin: int) -> None:
+def follow(objects: Sequence[ObjectState], carried: np.ndarray, margin: int, skip: Collection[int] = ()) -> None:
     """Give each object the box prior (its carried mask's box widened by ``margin``) and the anchor
     (that mask's most interior pixel) of its mask carried onto this frame. An object seen on the last
     frame whose mask the motion carried out of this one loses its box prior, so it is searched for
-    with the re-detection gate (the recipe would keep its last box); one not seen keeps the recipe's."""
+    with the re-detection gate (the recipe would keep its last box); one not seen keeps the recipe's.
+    Objects in ``skip`` (given a mask on this frame) only lose their anchor, so none is a negative point."""
     h, w = carried.shape
     for obj in objects:
         obj.lead = None
-        if obj.feature is None:
+        if obj.feature is None or obj.obj_id in skip:
             continue
         mask = carried == obj.obj_id
         box = persam.tight_box(mask)

@@ -122,7 +122,7 @@ class VideoSegmenter:
             grey = self.motion.grey(image)
             carried = self.motion.carry(grey)
             if carried is not None:
-                follow([o for o in self.objects if o.obj_id not in prompts], carried, self.options.margin)
+                follow(self.objects, carried, self.options.margin, skip=prompts)
         logits = torch.full((len(self.objects),) + tuple(self._frame_size), float("-inf"), device=self.device)
         scores = torch.zeros(len(self.objects), device=self.device)
         if tracked_rows:

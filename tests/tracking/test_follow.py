@@ -36,6 +36,10 @@ def test_follow_moves_the_box_and_anchor_and_drops_an_object_carried_out():
     assert np.allclose(moved.lead, [150, 50], atol=1)
     assert gone.box is None and gone.lead is None  # carried out of the frame: searched for again
     assert unseen.box.tolist() == [5, 5, 20, 20]  # not seen on the last frame: the recipe's rule
+    given = _object(1)
+    given.box, given.lead = np.array([0, 0, 30, 30]), np.array([3.0, 3.0])
+    follow([given], carried, margin=5, skip={1})  # a mask is given for it on this frame
+    assert given.box.tolist() == [0, 0, 30, 30] and given.lead is None  # no stale anchor to be a negative point
 
 
 def test_other_objects_inside_a_box_become_negative_points_padded_with_not_a_point():
