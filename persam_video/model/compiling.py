@@ -31,7 +31,8 @@ from typing import Any, Dict, Iterator, Optional
 
 import torch
 
-from ..errors import PersamError
+from ..errors import PersamError, error_line
+from ..io.files import atomic_write
 
 COMPILE_MODES = ("auto", "on", "off")
 AUTO_MODELS = ("vit_t", "vit_b", "vit_l", "vit_h")  # compiled by ``auto`` (benchmarks/README.md has why)
@@ -92,14 +93,12 @@ def _build(encoder: torch.nn.Module, base: type, example: torch.Tensor, package:
     own = _tensors(encoder)
     extra = {name: t for name, t in {**program.state_dict, **program.constants}.items()
              if name not in own and isinstance(t, torch.Tensor)}
-    torch.save(extra, package.with_suffix(".extra"))
+    atomic_write(package.with_suffix(".extra"), lambda tmp: torch.save(extra, tmp))
     import torch._inductor as inductor
 
-    partial = package.with_name(f"{package.stem}.{os.getpid()}.tmp.pt2")
-    inductor.aoti_compile_and_package(
-        program, package_path=str(partial),
-        inductor_configs={"aot_inductor.package_constants_in_so": False, "cpp.dynamic_threads": True})
-    os.replace(partial, package)
+    atomic_write(package, lambda tmp: inductor.aoti_compile_and_package(
+        program, package_path=tmp,
+        inductor_configs={"aot_inductor.package_constants_in_so": False, "cpp.dynamic_threads": True}))
 
 
 class CompiledForward:
@@ -133,9 +132,8 @@ class CompiledForward:
                 try:
                     _build(self, base, example, package)
                 except Exception as exc:
-                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                    raise PersamError(f"compiling the image encoder failed ({first}); run with --compile off") \
-                        from None
+                    raise PersamError(f"compiling the image encoder failed ({error_line(exc)}); run with "
+                                      "--compile off") from None
         runner = _Runner(package)
         extra = torch.load(str(package.with_suffix(".extra")), weights_only=True)
         available = {**_tensors(self), **extra}

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import PersamError
+from ..errors import PersamError, error_line
 from ..io.files import atomic_write
 from ..options import option
 from .compiling import COMPILE_MODES
@@ -163,8 +163,7 @@ def read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PersamError(f"cannot read checkpoint {path}: {first}") from None
+        raise PersamError(f"cannot read checkpoint {path}: {error_line(exc)}") from None
     if isinstance(state, dict):
         for key in ("model", "state_dict"):
             if key in state and isinstance(state[key], dict):
@@ -259,7 +258,7 @@ def load_sam(model_type: str = DEFAULT_MODEL_TYPE, checkpoint: Optional[os.PathL
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise PersamError(f"checkpoint {path} does not fit model type {model_type}: "
-                          f"{str(exc).splitlines()[0]}") from None
+                          f"{error_line(exc)}") from None
     model.requires_grad_(False)  # SAM stays frozen: PerSAM-F learns only its own two weights
     model = model.eval().to(target)
     apply_precision(model, precision, attention, decoder, compiled=compiled, quantized=quantized)

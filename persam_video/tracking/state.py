@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .. import persam
-from ..errors import PersamError
+from ..errors import PersamError, error_line
 from ..io.files import atomic_write
 from ..options import TrackerOptions
 
@@ -83,4 +83,4 @@ def load_state(path: Union[str, Path]) -> dict:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise PersamError(f"cannot read state file {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        raise PersamError(f"cannot read state file {path}: {error_line(exc)}") from None
