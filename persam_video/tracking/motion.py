@@ -30,17 +30,17 @@ def small_grey(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
     return grey
 
 
-def backward_flow(current: np.ndarray, previous: np.ndarray) -> np.ndarray:
-    """(H, W, 2) float32: for each pixel of ``current``, the (dx, dy) to where it was in ``previous``."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    return dis.calc(current, previous, None)
+def pixel_grid(height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(xs, ys) float32 pixel coordinates of a ``height`` x ``width`` frame, as ``cv2.remap`` takes them."""
+    return np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
 
 
-def warp_labels(labels: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """The label map ``labels`` moved by ``flow`` (see :func:`backward_flow`): each pixel takes the
-    id at the place it came from (nearest; 0 where that is outside the frame)."""
-    h, w = labels.shape
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+def warp_labels(labels: np.ndarray, flow: np.ndarray,
+                grid: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
+    """The label map ``labels`` moved by ``flow`` ((H, W, 2): for each pixel the (dx, dy) to where it
+    came from): each pixel takes the id there (nearest; 0 where that is outside the frame). ``grid``:
+    :func:`pixel_grid` of the frame, when the caller keeps it."""
+    xs, ys = grid if grid is not None else pixel_grid(*labels.shape)
     return cv2.remap(labels, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_NEAREST,
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
@@ -56,6 +56,8 @@ class MotionPrior:
         self.size = flow_size(*self.frame_size, side)
         self._grey: Optional[np.ndarray] = None
         self._labels: Optional[np.ndarray] = None
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # made once: the same per frame
+        self._grid = pixel_grid(*self.size)
 
     @property
     def ready(self) -> bool:
@@ -75,7 +77,8 @@ class MotionPrior:
         uint8, or None when no frame is remembered."""
         if not self.ready:
             return None
-        warped = warp_labels(self._labels, backward_flow(grey, self._grey))
+        flow = self._dis.calc(grey, self._grey, None)  # from this frame back to the remembered one
+        warped = warp_labels(self._labels, flow, self._grid)
         h, w = self.frame_size
         return cv2.resize(warped, (w, h), interpolation=cv2.INTER_NEAREST)
 
