@@ -17,16 +17,20 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import cv2
 import torch
 
 from persam_video.demo_clip import make_clip
-from persam_video.model.loading import BUNDLED_DIR, build_model, load_sam
 from persam_video.options import TrackerOptions
 from persam_video.tracking.motion import MotionPrior
 from persam_video.tracking.segmenter import VideoSegmenter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pipeline import load_model  # noqa: E402  (the bundled model, or random weights for the others)
 
 SETTINGS = {
     "recipe": {},
@@ -35,13 +39,6 @@ SETTINGS = {
     "flow + leak guard 1": {"propagation": "flow", "leak_guard": 1.0},
     "flow + memory 4 + leak guard 1": {"propagation": "flow", "target_memory": 4, "leak_guard": 1.0},
 }
-
-
-def load(model_type: str):
-    if model_type == "small" and (BUNDLED_DIR / "small_sam.pth").is_file():
-        return load_sam("small", device="cpu"), "small (bundled)"
-    torch.manual_seed(0)
-    return build_model(model_type).eval(), f"{model_type} (random weights)"
 
 
 def measure(model, clip) -> dict:
@@ -84,7 +81,7 @@ def main() -> None:
           f"median of {args.frames} frames")
     print("\n| model | setting | CPU ms per frame | vs recipe | wall ms per frame |\n|---|---|---:|---:|---:|")
     for model_type in args.models.split(","):
-        model, label = load(model_type)
+        model, label = load_model(model_type)
         with torch.no_grad():
             result = measure(model, clip)
         base = result["recipe"][0]
