@@ -112,10 +112,19 @@ class BrowserSession:
         """Where this video's label PNGs are (one per frame, named like the frames)."""
         return self._need_video().previews.parent / "labels"
 
+    def _label_path(self, frame: int) -> Path:
+        """The label PNG of ``frame`` (named like the frame)."""
+        return self.labels_dir / f"{self._need_video().names[frame]}.png"
+
     def labels(self, frame: int) -> Optional[np.ndarray]:
         """The current label map of ``frame``, or None when it has none yet."""
-        path = self.labels_dir / f"{self._need_video().names[frame]}.png"
+        path = self._label_path(frame)
         return read_label_png(path) if path.is_file() else None
+
+    def _write_labels(self, frame: int, labels: np.ndarray) -> None:
+        """Make ``labels`` the label map of ``frame``."""
+        self.labels_dir.mkdir(parents=True, exist_ok=True)
+        write_label_png(self._label_path(frame), labels)
 
     # ------------------------------------------------------------------- video
     def video_folder(self) -> Path:
@@ -279,13 +288,11 @@ class BrowserSession:
             self.marks[frame].pop(obj_id, None)
             if not self.marks[frame]:
                 del self.marks[frame]
-        path = self.labels_dir / f"{self.video.names[frame]}.png"
         labels = side.labels()
         if labels is None:
-            path.unlink(missing_ok=True)
+            self._label_path(frame).unlink(missing_ok=True)
         else:
-            self.labels_dir.mkdir(parents=True, exist_ok=True)
-            write_label_png(path, labels)
+            self._write_labels(frame, labels)
         self.changed_from = side.changed_from
         self.version += 1
 
@@ -303,12 +310,9 @@ class BrowserSession:
     def _prompted(self, frame: int, obj_id: int, mask: np.ndarray) -> None:
         """Put the object's new mask into the frame's label map and note the change for Track."""
         labels = self.labels(frame)
-        if labels is None:
-            labels = np.zeros(self.video.size, np.uint8)
-        labels = np.where(labels == obj_id, 0, labels)
+        labels = np.zeros(self.video.size, np.uint8) if labels is None else np.where(labels == obj_id, 0, labels)
         labels[np.asarray(mask, dtype=bool)] = obj_id
-        self.labels_dir.mkdir(parents=True, exist_ok=True)
-        write_label_png(self.labels_dir / f"{self.video.names[frame]}.png", labels.astype(np.uint8))
+        self._write_labels(frame, labels.astype(np.uint8))
         self.changed_from = frame if self.changed_from is None else min(self.changed_from, frame)
         self.version += 1
 
