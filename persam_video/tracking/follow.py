@@ -34,10 +34,9 @@ def follow(objects: Sequence[ObjectState], carried: np.ndarray, margin: int, ski
             obj.box = None
 
 
-def within_boxes(maps: torch.Tensor, objs: Sequence[ObjectState]) -> torch.Tensor:
-    """``maps`` (N, H, W) with ``-inf`` outside each object's box prior, so that its positive points
-    are taken where the object moved to, not on a look-alike elsewhere."""
-    boxes = torch.as_tensor(np.stack([o.box for o in objs]), device=maps.device)
+def within_boxes(maps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """``maps`` (N, H, W) with ``-inf`` outside each object's box prior (``boxes`` (N, 4)), so that its
+    positive points are taken where the object moved to, not on a look-alike elsewhere."""
     return maps.masked_fill(~persam.box_mask(boxes, *maps.shape[1:]), float("-inf"))
 
 

@@ -199,7 +199,10 @@ class VideoSegmenter:
         """Decode the objects ``objs`` together; with ``gate``, objects that fail the
         re-detection or quality gate get ``-inf`` logits (not found)."""
         opts = self.options
-        chosen_from = within_boxes(maps, objs) if with_box and self.motion is not None else maps
+        boxes = torch.as_tensor(np.stack([o.box for o in objs]), dtype=torch.float32, device=self.device) \
+            if with_box else None
+        flowing = boxes is not None and self.motion is not None  # the flow prior's points: see follow.py
+        chosen_from = within_boxes(maps, boxes) if flowing else maps
         points = [persam.top_points(chosen_from, opts.topk)]
         if with_box:
             centres = np.stack([o.anchor(opts) for o in objs])
@@ -209,14 +212,10 @@ class VideoSegmenter:
         if opts.negative_point:
             points.append(persam.lowest_point(maps))
             labels.append(torch.zeros(len(objs), 1, device=self.device))
-        negatives = negative_points(objs, self.objects, self.device) if with_box and self.motion is not None \
-            else None
+        negatives = negative_points(objs, self.objects, self.device) if flowing else None
         if negatives is not None:
             points.append(negatives[0])
             labels.append(negatives[1])
-        boxes = None
-        if with_box:
-            boxes = torch.as_tensor(np.stack([o.box for o in objs]), dtype=torch.float32, device=self.device)
         prompts = persam.Prompts(torch.cat(points, dim=1), torch.cat(labels, dim=1), boxes)
         switches = persam.Switches(opts.guided_attention, opts.semantic_prompt)
         means = torch.stack([o.mean for o in objs]) if opts.semantic_prompt else None
