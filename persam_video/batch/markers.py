@@ -24,6 +24,7 @@ def run_settings(options: TrackerOptions, model: ModelSpec) -> Dict[str, object]
     sha256, so a retrained checkpoint at the same path counts as different) and the numerics
     (precision, attention, decoder and compile as resolved on this machine: ``auto`` may mean bf16 on another)."""
     from ..model.compiling import resolve_compile
+    from ..model.fast_decoder import FAST_DECODER_VERSION
     from ..model.fast_path import resolve_attention, resolve_decoder, resolve_precision
     from ..model.loading import resolve_device
 
@@ -35,7 +36,9 @@ def run_settings(options: TrackerOptions, model: ModelSpec) -> Dict[str, object]
         settings["precision"] = precision
         settings["fused_attention"] = resolve_attention(model.attention, precision)
         if resolve_decoder(model.decoder, settings["fused_attention"]):
-            settings["fast_decoder"] = True  # (absent when exact: markers written before it existed still match)
+            # its version (absent when exact: markers written before it existed still match); the first
+            # fast decoder's markers say True: its sums were ordered otherwise, so they do not match
+            settings["fast_decoder"] = FAST_DECODER_VERSION
         if resolve_compile(model.compile, model.model_type, resolve_device(model.device)):
             settings["compiled_encoder"] = True  # (absent when eager, likewise)
         if model.quantize != "off":

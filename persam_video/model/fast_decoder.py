@@ -4,19 +4,18 @@
 or MobileSAM's, which is the same code) to a subclass whose ``forward`` computes the same
 function with the module's own parameters, reordered for a CPU:
 
-- the image tokens' three projections that read the same keys in a two-way layer (the
-  token-to-image keys and values, the image-to-token queries) are one matrix product, and the
-  final attention's keys and values another;
-- the positional encoding is added after projection instead of before: ``W(x + pe) + b`` is
-  ``Wx + (W pe + b)``, and ``W pe + b`` depends only on the weights, so it is computed once and
-  kept (no ``keys + pe`` pass over every object's 4096 x 256 tokens, four per layer in SAM);
-- the cross attentions between the few prompt tokens and the 4096 image tokens as two matrix
-  products each, every head at once (:func:`_tokens_to_image`, :func:`_image_to_tokens`: no
-  per-head copies of the image tokens, the softmax along long lines), the image-to-token
-  attention's output projection and residual folded into its second product;
+- the 4096 image tokens are never projected: in the cross attentions with the few prompt tokens
+  (about ten) the prompt side goes back through the image side's projection instead
+  (:func:`_into_image`), scores are one product with the image tokens (plus their positional
+  encoding, added once per layer), and a value projection is applied after the weighted sum;
+  about half the multiplications of SAM's projections, every head at once, the softmax along
+  long lines; the image-to-token attention's output projection and residual are folded into
+  its last product;
 - no per-object copy of the image embedding: objects whose dense prompt is the same (no mask
   input: SAM's "no mask" embedding, the first pass of every PerSAM cascade) share one image
-  pass until the first image-to-token update makes their tokens differ;
+  pass until the first image-to-token update makes their tokens differ; the frame's embedding
+  and the positional encoding are laid token-major once, and a mask prompt's embedding comes
+  channels-last from the prompt encoder, so no pass transposes 4096 x 256 tokens;
 - the upscaling path stays channels-last (one layer norm call instead of LayerNorm2d's six
   element-wise passes), and only the masks asked for are multiplied out (three of four with
   ``multimask_output``).
@@ -24,14 +23,14 @@ function with the module's own parameters, reordered for a CPU:
 The reordered sums differ from SAM's in the last bits (relative 1e-6), so this is an opt-in
 speed-up like fused attention (``--decoder fast``); :func:`restore_decoder` undoes it. While
 target-guided attention or target-semantic prompting hooks the transformer
-(:func:`persam_video.persam.decoder_hooks.decoder_switches`), the installed ``forward`` runs.
+(:func:`persam_video.persam.decoder_hooks.decoder_switches`), SAM's own ``forward`` runs.
 """
 from __future__ import annotations
 
 import math
 import sys
 from functools import lru_cache
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -39,16 +38,20 @@ from segment_anything.modeling import mask_decoder as sam_mask_decoder
 from segment_anything.modeling.common import LayerNorm2d
 
 Tensor = torch.Tensor
+# Said in a finished sequence's marker: a new version orders the sums otherwise (equal masks to
+# float rounding, not to the bit), so markers of another version do not count as done.
+FAST_DECODER_VERSION = 2
 
 
-def _block_diagonal(tokens: Tensor, heads: int, scale: float) -> Tensor:
-    """Prompt tokens (N, T, c) spread over heads: (N, heads * T, c), row ``h * T + t`` holding token
-    ``t``'s head-``h`` channels (times ``scale``) and zeros in the other heads' channels. One matrix
-    product with it gives every head's scores at once, from image tokens left as they are."""
-    n, count, width = tokens.shape
-    eye = torch.eye(heads, dtype=tokens.dtype, device=tokens.device) * scale
-    split = tokens.reshape(n, count, heads, width // heads)
-    return torch.einsum("nthd,hg->nhtgd", split, eye).reshape(n, heads * count, width)
+def _into_image(x: Tensor, weight: Tensor, heads: int, scale: float) -> Tensor:
+    """Few vectors x (N, T, c), head by head, carried back through a projection's ``weight`` (c, C)
+    into the image tokens' space: row ``h * T + t`` is ``scale * x[t, head h] @ weight[head h rows]``,
+    so that its product with an image token equals ``scale *`` x's head-h part dotted with that
+    token's head-h projection (bias aside). (N, heads * T, C)."""
+    n, count, width = x.shape
+    size = width // heads
+    carried = torch.einsum("nthd,hdc->nhtc", x.reshape(n, count, heads, size), weight.reshape(heads, size, -1))
+    return carried.reshape(n, heads * count, -1) * scale
 
 
 def _times(a: Tensor, b: Tensor, transpose_b: bool) -> Tensor:
@@ -60,70 +63,53 @@ def _times(a: Tensor, b: Tensor, transpose_b: bool) -> Tensor:
     return torch.bmm(a, b.transpose(1, 2) if transpose_b else b)
 
 
-def _tokens_to_image(q: Tensor, k: Tensor, v: Tensor, attention: torch.nn.Module) -> Tensor:
-    """``attention``'s output for prompt-token queries q (N, T, c) over image keys and values
-    k, v (1 or N, HW, c): every head's scores in one product (:func:`_block_diagonal`), a softmax
-    along the image tokens, every head's output in a second product, of which each head keeps its
-    own block."""
+def _tokens_to_image(q_in: Tensor, image: Tensor, image_pos: Tensor, attention: torch.nn.Module) -> Tensor:
+    """``attention(q=q_in, k=image_pos, v=image)`` for the few prompt tokens q_in (N, T, C) over the
+    image tokens (1 or N, HW, C), without projecting the image tokens.
+
+    The queries go back through the key projection instead (:func:`_into_image`): a score is then
+    one product with the image tokens, and the keys' bias adds the same number to a query's every
+    score, which its softmax ignores. The values' projection is linear and every row of
+    probabilities sums to 1, so it is applied after the weighted sum of the image tokens. Each head
+    reads the C-wide image tokens instead of its own c/heads-wide projection; with few queries
+    that is about half the multiplications of projecting 4096 tokens."""
     heads = attention.num_heads
+    q = attention.q_proj(q_in)
     n, count, width = q.shape
-    scores = _times(_block_diagonal(q, heads, 1 / math.sqrt(width // heads)), k, transpose_b=True)
-    out = _times(torch.softmax(scores, dim=-1), v, transpose_b=False)  # N, heads*T, c
-    own = out.reshape(n, heads, count, heads, width // heads).diagonal(dim1=1, dim2=3)  # N, T, c/heads, heads
-    return attention.out_proj(own.transpose(2, 3).reshape(n, count, width))
+    size = width // heads
+    carried = _into_image(q, attention.k_proj.weight, heads, 1 / math.sqrt(size))
+    mixed = _times(torch.softmax(_times(carried, image_pos, transpose_b=True), dim=-1), image, transpose_b=False)
+    values = torch.einsum("nhtc,hdc->nthd", mixed.reshape(n, heads, count, -1),
+                          attention.v_proj.weight.reshape(heads, size, -1))
+    return attention.out_proj(values.reshape(n, count, width) + attention.v_proj.bias)
 
 
-def _image_to_tokens(keys: Tensor, q: Tensor, k: Tensor, v: Tensor, attention: torch.nn.Module) -> Tensor:
-    """``keys + attention.out_proj(attention of image queries q over the prompt tokens k, v)``:
-    image tokens (1 or N, HW, C), their projected queries q (1 or N, HW, c), the few prompt
-    tokens' keys and values k, v (N, T, c).
+def _image_to_tokens(image: Tensor, image_pos: Tensor, k_in: Tensor, v_in: Tensor,
+                     attention: torch.nn.Module) -> Tensor:
+    """``image + attention(q=image_pos, k=k_in, v=v_in)``: image tokens (1 or N, HW, C) and the same
+    with their positional encoding added, over the few prompt tokens k_in, v_in (N, T, C).
 
-    The scores come out laid (N, heads, T, HW) from one product, so the softmax runs across T rows
-    of long lines (about twice as fast on a CPU as over a last dimension of ten); and with so few
-    tokens the output projection goes into the values first (each head's T values times its slice
-    of the projection; the bias split over the heads, whose probabilities each sum to 1), so what
-    is left is one product (HW x heads*T) @ (heads*T x C) added onto the image tokens."""
+    The image tokens' query projection is not made: the keys go back through it
+    (:func:`_into_image`) and the queries' bias becomes one number per head and key. The scores come
+    out laid (N, heads, T, HW), so the softmax runs across T rows of long lines (about twice as fast
+    on a CPU as over a last dimension of ten); and the output projection goes into the few values
+    first (each head's T values times its slice of the projection; the bias split over the heads,
+    whose probabilities each sum to 1), so what is left is one product (HW x heads*T) @
+    (heads*T x C) added onto the image tokens."""
     heads = attention.num_heads
+    k, v = attention.k_proj(k_in), attention.v_proj(v_in)
     n, count, width = k.shape
     size = width // heads
-    scores = _times(_block_diagonal(k, heads, 1 / math.sqrt(size)), q, transpose_b=True)  # N, heads*T, HW
+    scale = 1 / math.sqrt(size)
+    split = k.reshape(n, count, heads, size)
+    offset = torch.einsum("nthd,hd->nht", split, attention.q_proj.bias.reshape(heads, size)) * scale
+    scores = _times(_into_image(k, attention.q_proj.weight, heads, scale), image_pos, transpose_b=True)
+    scores += offset.reshape(n, heads * count, 1)
     probs = torch.softmax(scores.reshape(n, heads, count, -1), dim=-2).reshape(n, heads * count, -1)
     out = attention.out_proj
     values = v.reshape(n, count, heads, size).transpose(1, 2)  # N, heads, T, c/heads
     projected = torch.matmul(values, out.weight.t().reshape(heads, size, -1)) + out.bias / heads  # N, heads, T, C
-    return torch.baddbmm(keys, probs.transpose(1, 2), projected.reshape(n, heads * count, -1))
-
-
-class _ImageProjections:
-    """One layer's projections of the image tokens with the positional terms folded in:
-    ``tokens @ weight.T + offset`` where ``offset`` (HW, out) carries ``W pe + b``."""
-
-    def __init__(self, parts: List[Tuple[torch.nn.Linear, bool]], pe: Tensor):
-        weights = [linear.weight for linear, _ in parts]
-        self.weight_t = torch.cat(weights, dim=0).t().contiguous()
-        offsets = [F.linear(pe, linear.weight, linear.bias) if with_pe else linear.bias.expand(pe.shape[0], -1)
-                   for linear, with_pe in parts]
-        self.offset = torch.cat(offsets, dim=1).contiguous()
-        self.sizes = [w.shape[0] for w in weights]
-
-    def __call__(self, tokens: Tensor) -> List[Tensor]:
-        out = torch.matmul(tokens, self.weight_t)
-        out += self.offset
-        return list(out.split(self.sizes, dim=-1))
-
-
-class _Prepared:
-    """What the fast decoder keeps per model: projections of the image positional encoding."""
-
-    def __init__(self, transformer: torch.nn.Module, image_pe: Tensor):
-        self.image_pe = image_pe
-        pe = image_pe.flatten(2)[0].t()  # (HW, C)
-        self.layers = [_ImageProjections([(layer.cross_attn_token_to_image.k_proj, True),
-                                          (layer.cross_attn_token_to_image.v_proj, False),
-                                          (layer.cross_attn_image_to_token.q_proj, True)], pe)
-                       for layer in transformer.layers]
-        final = transformer.final_attn_token_to_image
-        self.final = _ImageProjections([(final.k_proj, True), (final.v_proj, False)], pe)
+    return torch.baddbmm(image, probs.transpose(1, 2), projected.reshape(n, heads * count, -1))
 
 
 class FastDecoderForward:
@@ -138,19 +124,17 @@ class FastDecoderForward:
                                   dense_prompt_embeddings, multimask_output)
 
     # ----------------------------------------------------------------- internals
-    def _prepared(self, image_pe: Tensor) -> _Prepared:
-        """The projections of ``image_pe``, made again only when it or the weights change (the
-        same tensor object as last time is taken as unchanged while its version is)."""
-        kept = self.__dict__.get("_prepared_pe")
-        key = (image_pe._version, tuple(p._version for p in self.transformer.parameters()))
-        if kept is not None and kept[1] == key:
-            old = kept[0].image_pe
-            if old is image_pe or (old.shape == image_pe.shape and old.device == image_pe.device
-                                   and torch.equal(old, image_pe)):
-                return kept[0]
-        prepared = _Prepared(self.transformer, image_pe)
-        self.__dict__["_prepared_pe"] = (prepared, key)
-        return prepared
+    def _token_major(self, name: str, grid: Tensor) -> Tensor:
+        """``grid`` (1, C, h, w) laid token-major, (1, HW, C), kept under ``name`` and made again only
+        when another tensor comes (the same tensor object as last time is taken as unchanged while
+        its version is): the positional encoding once per model, a frame's embedding once per frame
+        instead of once per pass."""
+        kept = self.__dict__.get(name)
+        if kept is not None and kept[0] is grid and kept[1] == grid._version:
+            return kept[2]
+        tokens = grid.flatten(2).transpose(1, 2).contiguous()
+        self.__dict__[name] = (grid, grid._version, tokens)
+        return tokens
 
     def _fast_forward(self, image: Tensor, image_pe: Tensor, sparse: Tensor, dense: Tensor,
                       multimask_output: bool) -> Tuple[Tensor, Tensor]:
@@ -158,12 +142,11 @@ class FastDecoderForward:
         tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat((tokens.unsqueeze(0).expand(n, -1, -1), sparse), dim=1)
         shared = dense.stride(0) == 0  # the same dense prompt for every object (no mask input)
+        # (1 or N, HW, C), token-major: the mask prompt's embedding comes channels-last (see
+        # speed_up_decoder), so this view of it is contiguous and the sum a plain one
         dense_tokens = (dense[:1] if shared else dense).flatten(2).transpose(1, 2)
-        # (1 or N, HW, C), written token-major: a plain sum would keep the channel-major layout
-        # of its inputs, and every matrix product and layer norm after it would copy it first
-        keys = torch.empty((dense_tokens.shape[0], h * w, c), dtype=dense.dtype, device=dense.device)
-        torch.add(image.flatten(2).transpose(1, 2), dense_tokens, out=keys)
-        queries, keys = self._transformer(tokens, keys, self._prepared(image_pe))
+        keys = self._token_major("_image_tokens", image) + dense_tokens
+        queries, keys = self._transformer(tokens, keys, self._token_major("_pe_tokens", image_pe))
         keys = keys.expand(n, -1, -1)
 
         chosen = slice(1, None) if multimask_output else slice(0, 1)
@@ -176,11 +159,12 @@ class FastDecoderForward:
         iou = self.iou_prediction_head(queries[:, 0])[:, chosen]
         return masks, iou
 
-    def _transformer(self, point_embedding: Tensor, keys: Tensor, prepared: _Prepared) -> Tuple[Tensor, Tensor]:
-        """SAM's ``TwoWayTransformer`` on tokens (N, T, C) and image tokens (1 or N, HW, C)."""
+    def _transformer(self, point_embedding: Tensor, keys: Tensor, pe: Tensor) -> Tuple[Tensor, Tensor]:
+        """SAM's ``TwoWayTransformer`` on tokens (N, T, C) and image tokens (1 or N, HW, C) with
+        their positional encoding pe (1, HW, C)."""
         transformer = self.transformer
         queries = point_embedding
-        for layer, projections in zip(transformer.layers, prepared.layers):
+        for layer in transformer.layers:
             if layer.skip_first_layer_pe:
                 queries = layer.self_attn(q=queries, k=queries, v=queries)
             else:
@@ -188,18 +172,14 @@ class FastDecoderForward:
                 queries = queries + layer.self_attn(q=q, k=q, v=queries)
             queries = layer.norm1(queries)
 
-            t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
-            image_k, image_v, image_q = projections(keys)
-            attended = _tokens_to_image(t2i.q_proj(queries + point_embedding), image_k, image_v, t2i)
+            keys_pos = keys + pe
+            attended = _tokens_to_image(queries + point_embedding, keys, keys_pos, layer.cross_attn_token_to_image)
             queries = layer.norm2(queries + attended)
             queries = layer.norm3(queries + layer.mlp(queries))
+            keys = layer.norm4(_image_to_tokens(keys, keys_pos, queries + point_embedding, queries,
+                                                layer.cross_attn_image_to_token))
 
-            keys = layer.norm4(_image_to_tokens(keys, image_q, i2t.k_proj(queries + point_embedding),
-                                                i2t.v_proj(queries), i2t))
-
-        final = transformer.final_attn_token_to_image
-        image_k, image_v = prepared.final(keys)
-        attended = _tokens_to_image(final.q_proj(queries + point_embedding), image_k, image_v, final)
+        attended = _tokens_to_image(queries + point_embedding, keys, keys + pe, transformer.final_attn_token_to_image)
         queries = transformer.norm_final_attn(queries + attended)
         return queries, keys
 
@@ -237,17 +217,24 @@ def decoder_classes() -> Dict[type, type]:
     return {cls: _fast_class(cls) for cls in classes}
 
 
+def _channels_last(_module: torch.nn.Module, args: tuple) -> tuple:
+    return (args[0].contiguous(memory_format=torch.channels_last),) + tuple(args[1:])
+
+
 def speed_up_decoder(model: torch.nn.Module) -> bool:
-    """Switch ``model.mask_decoder`` to the fast forward in place; False (nothing changed) when
-    the decoder is not one of SAM's as built."""
+    """Switch ``model.mask_decoder`` to the fast forward in place; False (nothing changed) when the
+    decoder is not one of SAM's as built. The prompt encoder's last mask convolution (1x1) then writes channels-last, so
+    the decoder reads a mask prompt's embedding token-major without transposing it."""
     decoder = model.mask_decoder
-    if isinstance(decoder, FastDecoderForward):
-        return True
     fast = decoder_classes().get(type(decoder))
-    if fast is None or not _fits(decoder):
+    if not isinstance(decoder, FastDecoderForward) and (fast is None or not _fits(decoder)):
         return False
-    decoder.__dict__["_plain_class"] = type(decoder)
-    decoder.__class__ = fast
+    if not isinstance(decoder, FastDecoderForward):
+        decoder.__dict__["_plain_class"] = type(decoder)
+        decoder.__class__ = fast
+        last = model.prompt_encoder.mask_downscaling[-1]
+        if isinstance(last, torch.nn.Conv2d) and last.kernel_size == (1, 1):
+            decoder.__dict__["_dense_hook"] = last.register_forward_pre_hook(_channels_last)
     return True
 
 
@@ -258,5 +245,9 @@ def restore_decoder(model: torch.nn.Module) -> bool:
     if original is None:
         return False
     decoder.__class__ = original
-    decoder.__dict__.pop("_prepared_pe", None)
+    hook = decoder.__dict__.pop("_dense_hook", None)
+    if hook is not None:
+        hook.remove()
+    for name in ("_pe_tokens", "_image_tokens"):
+        decoder.__dict__.pop(name, None)
     return True

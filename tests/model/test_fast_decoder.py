@@ -66,7 +66,7 @@ def test_fast_decoder_equals_sams_decoder(small_model, n, mask_input, multimask)
 
 
 def test_fast_decoder_sees_changed_weights(small_model):
-    plain, fast = both(small_model)
+    plain, fast = both(copy.deepcopy(small_model))  # the weights change: not the session's model
     inputs = decoder_inputs(plain, 2, False)
     with torch.no_grad():
         fast.mask_decoder(**inputs, multimask_output=True)  # prepares its projections
@@ -95,7 +95,12 @@ def test_hooked_decoder_runs_sams_forward_and_restore_undoes(small_model):
         with decoder_switches(fast.mask_decoder, bias, means):
             have = fast.mask_decoder(**inputs, multimask_output=True)
     assert torch.equal(have[0], want[0]) and torch.equal(have[1], want[1])
-    assert restore_decoder(fast) and type(fast.mask_decoder) is MaskDecoder
+    masks = torch.randn(2, 1, 256, 256)
+    with torch.no_grad():  # the fast decoder has the mask prompt's embedding written channels-last
+        assert fast.prompt_encoder(points=None, boxes=None, masks=masks)[1].is_contiguous(
+            memory_format=torch.channels_last)
+        assert restore_decoder(fast) and type(fast.mask_decoder) is MaskDecoder
+        assert fast.prompt_encoder(points=None, boxes=None, masks=masks)[1].is_contiguous()
     assert not restore_decoder(fast)
 
 
