@@ -17,6 +17,7 @@ from ..errors import PersamError, error_line
 from ..model.loading import ModelSpec
 from ..options import TrackerOptions
 from ..pipeline import RunSummary, segment_video
+from ..runtime.memory import keep_freed_memory
 from ..runtime.system import set_threads
 from ..tracking.prompts import PromptSet, Reference, load_prompts, mask_prompts, references_from_files
 from .manifest import ClipTask
@@ -61,6 +62,7 @@ class ClipWorker:
         self.spec = spec
         self.progress = progress
         set_threads(spec.threads, spec.workers)
+        keep_freed_memory()
         self.model = spec.model.load(progress=progress)
         self._references: Optional[List[Reference]] = None
 

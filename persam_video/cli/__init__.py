@@ -7,6 +7,7 @@ import sys
 from typing import List, Optional
 
 from ..errors import PersamError
+from ..runtime.memory import keep_freed_memory
 from ..runtime.processes import Terminated, interruptible
 
 
@@ -36,6 +37,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        keep_freed_memory()
         with interruptible():
             return int(args.run(args) or 0)
     except PersamError as exc:
