@@ -49,6 +49,7 @@ from persam_video.model.compiling import compile_encoder
 from persam_video.model.fast_path import apply_precision, cpu_flags, cpu_has_native_bf16
 from persam_video.model.quantizing import quantize_encoder
 from persam_video.options import TrackerOptions
+from persam_video.runtime.memory import keep_freed_memory
 from persam_video.tracking.segmenter import VideoSegmenter
 
 NAMES = {"exact": "fp32/plain/exact", "fused": "fp32/fused", "bf16": "bf16/fused"}
@@ -115,6 +116,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    kept = keep_freed_memory()  # as the command does ($PERSAM_VIDEO_KEEP_MEMORY=0: without)
     native = cpu_has_native_bf16()
     settings = [s for s in args.settings.split(",")
                 if native or args.emulated_bf16 or not NAMES.get(s.split("+")[0], s).startswith("bf16")]
@@ -122,7 +124,7 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, native bf16: "
           f"{'yes' if native else 'no'} (flags: {', '.join(flags) or 'none'}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; clip {SIZE[0]}x{SIZE[1]}, {args.frames} frames; {args.method}; "
-          f"load average at the start {load_average()}")
+          f"freed memory kept for reuse: {'yes' if kept else 'no'}; load average at the start {load_average()}")
     if len(settings) < len(args.settings.split(",")):
         print("bf16 settings not measured: this CPU has no native bf16")
     print("\n| model | objects | setting | encoder ms/frame | encoder best | prompting + decoding ms/frame | "

@@ -57,6 +57,7 @@ from bench_precision import make_model
 from persam_video.errors import PersamError
 from persam_video.io.masks import object_ids, read_label_png
 from persam_video.options import TrackerOptions
+from persam_video.runtime.memory import keep_freed_memory
 from persam_video.tracking.segmenter import VideoSegmenter
 
 SAM2_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
@@ -155,6 +156,7 @@ def main() -> None:
     parser.add_argument("--compile-cache", metavar="DIR", default=None,
                         help="where compiled encoders are kept (default: a new empty folder: cold builds)")
     args = parser.parse_args()
+    kept = keep_freed_memory()  # for both models, as the command does ($PERSAM_VIDEO_KEEP_MEMORY=0: without)
     if args.frames < 2 or args.objects < 1 or args.threads < 1:
         parser.error("--frames must be at least 2, --objects and --threads at least 1")
     settings = args.persam_settings.split(",")
@@ -191,6 +193,7 @@ def main() -> None:
           f"sam2 {getattr(sam2, '__version__', None) or _dist_version('sam2')}")
     print(f"clip {SIZE[0]}x{SIZE[1]}, {args.objects} objects seeded by their masks on frame 0, {args.frames} frames "
           f"({args.frames - 1} tracked), random weights, run interleaved frame by frame; "
+          f"freed memory kept for reuse: {'yes' if kept else 'no'}; "
           f"load average before {load_before}, after {load_after}")
     print(f"SAM2 read and resized the {args.frames} JPEG frames in "
           f"{trackers['SAM2.1-tiny video predictor'].loading:.1f} s "
