@@ -291,8 +291,8 @@ class ModelSpec:
                 "float rounding) or plain (SAM's own); auto: fused unless the precision is fp32",
         choices=ATTENTION_MODES)
     decoder: str = option(
-        "auto", "SAM's mask decoder: fast (the same computation reordered: merged projections, positional terms "
-                "added once, one image pass shared by objects that share it; equal to float rounding, faster "
+        "auto", "SAM's mask decoder: fast (the same computation reordered: the 4096 image tokens are never "
+                "projected, one image pass is shared by objects that share it; equal to float rounding, faster "
                 "on a CPU) or exact (SAM's own); auto: fast when attention is fused",
         choices=DECODER_MODES)
     compile: str = option(
