@@ -10,6 +10,14 @@ from ..errors import PersamError
 from ..runtime.memory import keep_freed_memory
 from ..runtime.processes import Terminated, interruptible
 
+ENVIRONMENT = """environment:
+  PERSAM_VIDEO_CACHE        where checkpoints and compiled encoders are kept (~/.cache/persam-video)
+  PERSAM_VIDEO_MIRROR       another host for the official checkpoints' download
+  PERSAM_VIDEO_THREADS=N    torch's thread count, as --threads N
+  PERSAM_VIDEO_NATIVE_BF16  1 or 0: say whether the CPU has native bf16 (precision auto)
+  PERSAM_VIDEO_KEEP_MEMORY  0: give freed memory back to the system at once (default 1: keep it
+                            for the next frame; faster, the process holds its peak memory)"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every subcommand."""
@@ -17,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="persam-video",
         description="Segment chosen objects through a video from one annotated frame, "
                     "with PerSAM / PerSAM-F on Segment Anything.",
+        epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,6 +155,20 @@ def test_help_explains_every_option(capsys):
                    "--start", "--save-state", "--load-state", "--guided-attention", "--semantic-prompt",
                    "--anchor", "--box-clip"):
         assert option in text
+
+
+def test_top_level_help_lists_every_environment_variable_the_package_reads(capsys):
+    import persam_video
+
+    names = set()
+    for path in Path(persam_video.__file__).parent.rglob("*.py"):
+        names |= set(re.findall(r"PERSAM_VIDEO_[A-Z0-9_]+", path.read_text()))
+    names.discard("PERSAM_VIDEO_EAGER_IMPORTS")  # a developer's switch for start-up measurements
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert len(names) >= 5 and [n for n in sorted(names) if n not in text] == []
 
 
 def test_method_options_reach_the_tracker():
