@@ -223,18 +223,20 @@ def _channels_last(_module: torch.nn.Module, args: tuple) -> tuple:
 
 def speed_up_decoder(model: torch.nn.Module) -> bool:
     """Switch ``model.mask_decoder`` to the fast forward in place; False (nothing changed) when the
-    decoder is not one of SAM's as built. The prompt encoder's last mask convolution (1x1) then writes channels-last, so
-    the decoder reads a mask prompt's embedding token-major without transposing it."""
+    decoder is not one of SAM's as built. The prompt encoder's last mask convolution (1x1) then
+    writes channels-last, so the decoder reads a mask prompt's embedding token-major without
+    transposing it."""
     decoder = model.mask_decoder
+    if isinstance(decoder, FastDecoderForward):
+        return True
     fast = decoder_classes().get(type(decoder))
-    if not isinstance(decoder, FastDecoderForward) and (fast is None or not _fits(decoder)):
+    if fast is None or not _fits(decoder):
         return False
-    if not isinstance(decoder, FastDecoderForward):
-        decoder.__dict__["_plain_class"] = type(decoder)
-        decoder.__class__ = fast
-        last = model.prompt_encoder.mask_downscaling[-1]
-        if isinstance(last, torch.nn.Conv2d) and last.kernel_size == (1, 1):
-            decoder.__dict__["_dense_hook"] = last.register_forward_pre_hook(_channels_last)
+    decoder.__dict__["_plain_class"] = type(decoder)
+    decoder.__class__ = fast
+    last = model.prompt_encoder.mask_downscaling[-1]
+    if isinstance(last, torch.nn.Conv2d) and last.kernel_size == (1, 1):
+        decoder.__dict__["_dense_hook"] = last.register_forward_pre_hook(_channels_last)
     return True
 
 

@@ -69,7 +69,7 @@ def test_fast_decoder_sees_changed_weights(small_model):
     plain, fast = both(copy.deepcopy(small_model))  # the weights change: not the session's model
     inputs = decoder_inputs(plain, 2, False)
     with torch.no_grad():
-        fast.mask_decoder(**inputs, multimask_output=True)  # prepares its projections
+        fast.mask_decoder(**inputs, multimask_output=True)  # keeps the token-major positional encoding
         for model in (plain, fast):
             model.mask_decoder.transformer.layers[1].cross_attn_token_to_image.k_proj.weight.mul_(1.5)
         want = plain.mask_decoder(**inputs, multimask_output=True)
