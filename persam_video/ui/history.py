@@ -76,19 +76,11 @@ class History:
 
     def undo(self) -> Optional[Edit]:
         """The latest edit, moved to the redo list, or None."""
-        if not self._done:
-            return None
-        edit = self._done.pop()
-        self._undone.append(edit)
-        return edit
+        return _move_last(self._done, self._undone)
 
     def redo(self) -> Optional[Edit]:
         """The latest undone edit, moved back, or None."""
-        if not self._undone:
-            return None
-        edit = self._undone.pop()
-        self._done.append(edit)
-        return edit
+        return _move_last(self._undone, self._done)
 
     def put_back(self, edit: Edit, undone: bool) -> None:
         """Return ``edit`` to the list it came from when applying it failed."""
@@ -113,3 +105,11 @@ def rounded(mark: dict) -> dict:
     box = mark["box"]
     return {"points": [[round(x, 1), round(y, 1), label] for x, y, label in mark["points"]],
             "box": None if box is None else [round(v, 1) for v in box]}
+
+
+def _move_last(source: List[Edit], target: List[Edit]) -> Optional[Edit]:
+    """Move ``source``'s last edit to the end of ``target`` and return it; None when ``source`` is empty."""
+    if not source:
+        return None
+    target.append(source.pop())
+    return target[-1]
