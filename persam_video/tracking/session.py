@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -175,7 +175,7 @@ class VideoSession:
     def set_options(self, options: TrackerOptions) -> None:
         """Track with ``options`` from the next :meth:`propagate` on (prompts and references are kept)."""
         self.options = options
-        self.segmenter.options = options
+        self.segmenter.set_options(options)
 
     def remove_object(self, obj_id: int) -> None:
         """Forget every prompt and reference of ``obj_id``."""
@@ -189,19 +189,13 @@ class VideoSession:
         self._prompts.clear()
         self._masks.clear()
         self._references.clear()
-        self.segmenter.predictor.forget()
-        self.segmenter.objects = []
+        self.segmenter.clear()
         self._position = None
 
     def prompt_set(self) -> PromptSet:
         """Everything added so far (clicks as points/box, masks as arrays), to save or replay."""
         prompts = [copy.deepcopy(self._prompts[key]) for key in sorted(self._prompts)]
         return PromptSet(prompts, [copy.deepcopy(r) for r, _ in self._references])
-
-    def mask_of(self, frame_index: int, obj_id: int) -> Optional[np.ndarray]:
-        """The mask the prompt of ``obj_id`` on ``frame_index`` gives, or None without one."""
-        mask = self._masks.get((frame_index, obj_id))
-        return None if mask is None else mask.copy()
 
     # ------------------------------------------------------------- propagation
     @property
@@ -248,11 +242,8 @@ class VideoSession:
     def prepare(self, state: Optional[dict] = None) -> None:
         """Seed the tracker's objects from every prompt and reference (targets, PerSAM-F weights);
         ``state`` (from :func:`persam_video.tracking.state.load_state`) supplies them for its objects."""
-        views = []
-        for frame in self.prompted_frames:
-            self._encode_frame(frame)
-            views.append(SeedView({k: self._masks[(f, k)] for f, k in sorted(self._masks) if f == frame},
-                                  key=("frame", frame)))
+        views = [SeedView({k: self._masks[(f, k)] for f, k in sorted(self._masks) if f == frame},
+                          key=("frame", frame), image=self._reader(frame)) for frame in self.prompted_frames]
         views.extend(view for _, view in self._references)
         loaded = {} if state is None else self.segmenter.check_state(state, self.object_ids)
         self.segmenter.seed(views, self.object_ids, self.source.size, loaded)
@@ -299,19 +290,17 @@ class VideoSession:
     # ------------------------------------------------------------- internals
     def _prune(self) -> None:
         """Drop the image embeddings of frames no longer prompted and of references removed."""
-        self.segmenter.predictor.forget([("frame", f) for f in self.prompted_frames] +
-                                        [view.key for _, view in self._references])
+        self.segmenter.keep_images([("frame", f) for f in self.prompted_frames] +
+                                   [view.key for _, view in self._references])
 
-    def _encode_frame(self, frame: int) -> None:
-        """Make ``frame`` the predictor's current image, encoding it once while it is prompted
-        (:meth:`prepare` needs it again)."""
-        if not self.segmenter.predictor.recall(("frame", frame)):
-            self.segmenter.encode_kept(("frame", frame), self.source.read(frame).image)
+    def _reader(self, frame: int) -> Callable[[], np.ndarray]:
+        """What reads ``frame``'s pixels when the segmenter's feature store does not hold it."""
+        return lambda: self.source.read(frame).image
 
     def _decode_clicks(self, prompt: Prompt) -> np.ndarray:
         """SAM's mask for a prompt's clicks and box (SamPredictor, multimask for one click alone)."""
-        self._encode_frame(prompt.frame)
-        mask = self.segmenter.predictor.click_mask(prompt.points, prompt.labels, prompt.box)
+        mask = self.segmenter.click_mask(("frame", prompt.frame), self._reader(prompt.frame),
+                                         prompt.points, prompt.labels, prompt.box)
         if not mask.any():
             self._prune()
             raise PersamError(f"SAM finds nothing at the prompt of {prompt.describe()}: click inside the object "
