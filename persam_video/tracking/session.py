@@ -23,14 +23,13 @@ import numpy as np
 import torch
 
 from ..errors import PersamError
-from ..io.frames import Frame, FrameSource, prefetch
+from ..io.frames import FrameSource, frames_backward, prefetch
+from ..io.prompts import Prompt, PromptSet, Reference, as_points, check_prompt, check_prompt_set, check_reference
 from ..options import TrackerOptions
-from .prompts import Prompt, PromptSet, Reference, as_points, check_prompt, check_prompt_set, check_reference
 from .seeding import SeedView
 from .segmenter import VideoSegmenter
 
 DIRECTIONS = ("both", "forward", "backward")
-BACKWARD_CHUNK = 32  # frames decoded at once, in order, for a backward pass
 
 
 @dataclass
@@ -51,21 +50,6 @@ class FrameResult:
     name: str
     labels: np.ndarray
     objects: List[ObjectResult]
-
-
-def frames_backward(source: FrameSource, first: int, chunk: int = BACKWARD_CHUNK) -> Iterator[Frame]:
-    """Frames ``first``, ``first - 1``, ..., 0: decoded ``chunk`` at a time in order and yielded reversed,
-    so at most ``chunk`` frames are held (a video file is decoded from its start for each chunk)."""
-    high = first
-    while high >= 0:
-        low = max(0, high - chunk + 1)
-        stream = source.frames(low)
-        try:
-            batch = [next(stream) for _ in range(high - low + 1)]
-        finally:
-            stream.close()
-        yield from reversed(batch)
-        high = low - 1
 
 
 class VideoSession:
@@ -97,13 +81,13 @@ class VideoSession:
         return sorted({f for f, _ in self._prompts})
 
     def add_points(self, frame_index: int, obj_id: int, points: Optional[Sequence], labels: Optional[Sequence] = None,
-                   box: Optional[Sequence[float]] = None) -> np.ndarray:
+                   box: Optional[Sequence[float]] = None, *, checked: bool = False) -> np.ndarray:
         """Clicks (``points`` (P, 2) x, y pixels; ``labels`` 1 positive / 0 negative, default all 1) and
         optionally a box for ``obj_id`` on ``frame_index``; returns SAM's (H, W) bool mask for all the
         clicks of that frame and object, which seeds the object there as :meth:`add_mask` would.
 
         One click without a box gives the best of SAM's three masks by predicted IoU; several clicks
-        or a box give SAM's single mask (SamPredictor's rule)."""
+        or a box give SAM's single mask (SamPredictor's rule). ``checked``: its set was checked already."""
         key = (int(frame_index), int(obj_id))
         earlier = self._prompts.get(key)
         pts = lab = None
@@ -115,7 +99,8 @@ class VideoSession:
                 lab = earlier.labels if lab is None else np.concatenate((earlier.labels, lab))
             box = earlier.box if box is None else box
         prompt = Prompt(key[0], key[1], pts, lab, None if box is None else np.asarray(box, np.float32).reshape(4))
-        check_prompt(prompt, self.source.size, len(self.source))
+        if not checked:
+            check_prompt(prompt, self.source.size, len(self.source))
         mask = self._decode_clicks(prompt)
         self._prompts[key], self._masks[key] = prompt, mask
         return mask.copy()
@@ -141,36 +126,38 @@ class VideoSession:
         see :meth:`add_points`."""
         return self.add_points(frame_index, obj_id, None, None, box=box)
 
-    def add_mask(self, frame_index: int, obj_id: int, mask: np.ndarray) -> np.ndarray:
+    def add_mask(self, frame_index: int, obj_id: int, mask: np.ndarray, *, checked: bool = False) -> np.ndarray:
         """``obj_id``'s (H, W) mask on ``frame_index``; replaces its clicks there. Returns it (bool)."""
         prompt = Prompt(int(frame_index), int(obj_id), mask=np.asarray(mask).astype(bool))
-        check_prompt(prompt, self.source.size, len(self.source))
+        if not checked:
+            check_prompt(prompt, self.source.size, len(self.source))
         key = (prompt.frame, prompt.obj_id)
         self._prompts[key], self._masks[key] = prompt, prompt.mask
         return prompt.mask.copy()
 
-    def add_reference(self, image: np.ndarray, obj_id: int, mask: np.ndarray) -> None:
+    def add_reference(self, image: np.ndarray, obj_id: int, mask: np.ndarray, *, checked: bool = False) -> None:
         """``obj_id`` shown on an image from outside the clip (RGB (H, W, 3), mask (H, W)). Its target
         (and PerSAM-F weights, when it has no prompt in the clip) come from there; in the clip it has
         no box prior until found: each frame is searched whole with the re-detection gate."""
         reference = Reference(int(obj_id), np.asarray(image, dtype=np.uint8), np.asarray(mask).astype(bool))
-        check_reference(reference)
+        if not checked:
+            check_reference(reference)
         self._reference_keys += 1
         self._references.append((reference, SeedView({reference.obj_id: reference.mask},
                                                      key=("reference", self._reference_keys), image=reference.image,
                                                      in_clip=False)))
 
     def add_prompt_set(self, prompt_set: PromptSet) -> None:
-        """Add every prompt and reference of ``prompt_set`` (as :func:`persam_video.tracking.prompts.load_prompts`
+        """Add every prompt and reference of ``prompt_set`` (as :func:`persam_video.io.prompts.load_prompts`
         reads them), checked first against the video; clicks on one frame and object accumulate."""
-        check_prompt_set(prompt_set, self.source.size, len(self.source))
+        check_prompt_set(prompt_set, self.source.size, len(self.source))  # the one check; the adds below skip theirs
         for p in prompt_set.prompts:
             if p.mask is not None:
-                self.add_mask(p.frame, p.obj_id, p.mask)
+                self.add_mask(p.frame, p.obj_id, p.mask, checked=True)
             else:
-                self.add_points(p.frame, p.obj_id, p.points, p.labels, box=p.box)
+                self.add_points(p.frame, p.obj_id, p.points, p.labels, box=p.box, checked=True)
         for r in prompt_set.references:
-            self.add_reference(r.image, r.obj_id, r.mask)
+            self.add_reference(r.image, r.obj_id, r.mask, checked=True)
 
     def set_options(self, options: TrackerOptions) -> None:
         """Track with ``options`` from the next :meth:`propagate` on (prompts and references are kept)."""
