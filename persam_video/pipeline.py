@@ -109,7 +109,7 @@ def segment_video(video: Union[str, os.PathLike, FrameSource], out_dir: Union[st
     if resume:
         resume_file.write_progress(out_dir, expected, session.checkpoint(), done=True)
     if state_out is not None:
-        save_state(session.segmenter, state_out)
+        save_state(session.segmenter.state_dict(), state_out)
     seconds = time.perf_counter() - began
     t = session.segmenter.timings
     return RunSummary(frames=writer.written, objects=ids, seconds=seconds, encoder=t.encoder, decoder=t.decoder,

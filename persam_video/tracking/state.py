@@ -66,9 +66,8 @@ class Timings:
     fit: float = 0.0
 
 
-def save_state(segmenter, path: Union[str, Path]) -> None:
-    """Write a segmenter's fitted state (its ``state_dict()``) to ``path`` atomically."""
-    state = segmenter.state_dict()
+def save_state(state: dict, path: Union[str, Path]) -> None:
+    """Write a fitted state (a segmenter's ``state_dict()``) to ``path`` atomically."""
     try:
         atomic_write(path, lambda tmp: torch.save(state, tmp))
     except OSError as exc:

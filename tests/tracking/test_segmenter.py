@@ -115,7 +115,7 @@ def test_state_round_trip_skips_fitting(small_model, clip, tmp_path):
     seg = VideoSegmenter(small_model, TrackerOptions(method="persam-f", fit_iterations=30))
     seg.seed_frame(clip.frames[0], clip.labels[0])
     first = [seg.step(f) for f in clip.frames[1:3]]
-    save_state(seg, tmp_path / "state.pt")
+    save_state(seg.state_dict(), tmp_path / "state.pt")
     again = VideoSegmenter(small_model, TrackerOptions(method="persam-f", fit_iterations=30))
     again.seed_frame(clip.frames[0], clip.labels[0], state=load_state(tmp_path / "state.pt"))
     assert again.timings.fit == 0.0 and seg.timings.fit > 0
