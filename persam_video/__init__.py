@@ -22,9 +22,9 @@ from .io.prompts import Prompt, PromptSet, Reference, load_prompts, mask_prompts
 from .model.loading import MODEL_TYPES, ModelSpec, load_sam  # noqa: E402
 from .options import TrackerOptions  # noqa: E402
 from .pipeline import RunSummary, segment_video  # noqa: E402
+from .tracking.object_state import load_state, save_state  # noqa: E402
 from .tracking.segmenter import VideoSegmenter  # noqa: E402
 from .tracking.session import FrameResult, ObjectResult, VideoSession  # noqa: E402
-from .tracking.state import load_state, save_state  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -23,8 +23,8 @@ from .io.writer import LabelWriter
 from .io.writer import write_behind as behind
 from .options import TrackerOptions
 from .runtime.system import adjust_threads
+from .tracking.object_state import save_state
 from .tracking.session import VideoSession
-from .tracking.state import save_state
 
 
 @dataclass
@@ -65,9 +65,9 @@ def segment_video(video: Union[str, os.PathLike, FrameSource], out_dir: Union[st
     frame (:mod:`persam_video.resume_file`) and a run of the same job killed part-way continues after its last
     counted frame, byte-identical to an uninterrupted run; a folder holding a run with other inputs is
     refused (:class:`~persam_video.resume_file.ResumeMismatch`) unless ``restart``. ``state`` (from
-    :func:`persam_video.tracking.state.load_state`) supplies fitted targets and weights; ``state_out`` is where
-    the fitted state is saved (:func:`persam_video.tracking.state.save_state`) after the run. With ``write_behind``
-    the PNGs (and the progress after each) are written on a background thread while the next frame is
+    :func:`persam_video.tracking.object_state.load_state`) supplies fitted targets and weights; ``state_out`` is
+    where the fitted state is saved (:func:`persam_video.tracking.object_state.save_state`) after the run. With
+    ``write_behind`` the PNGs (and the progress after each) are written on a background thread while the next frame is
     tracked (:class:`~persam_video.io.writer.WriteBehind`): the same files, and a frame's progress is saved
     only once its PNG is in place."""
     began = time.perf_counter()

@@ -118,7 +118,7 @@ def test_the_checks_see_arrows_and_circles():
 
 #: what the segmenter calls: none of these may take the segmenter (or the session above it) and call it back
 CALLED_BY_THE_SEGMENTER = ("io", "model", "persam", "tracking.seeding", "tracking.decode_objects", "tracking.follow",
-                           "tracking.memory", "tracking.motion", "tracking.state")
+                           "tracking.target_memory", "tracking.motion", "tracking.object_state")
 CALLERS = {"segmenter", "session", "VideoSegmenter", "VideoSession"}
 
 

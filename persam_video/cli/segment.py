@@ -9,7 +9,7 @@ from ..io.frames import open_frames
 from ..pipeline import segment_video
 from ..resume_file import ResumeMismatch
 from ..runtime.locking import output_lock
-from ..tracking.state import load_state
+from ..tracking.object_state import load_state
 from .common import (
     add_command,
     add_method_options,

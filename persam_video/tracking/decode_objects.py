@@ -15,7 +15,7 @@ from .. import persam
 from ..model.predictor import FramePredictor
 from ..options import TrackerOptions
 from .follow import negative_points, within_boxes
-from .state import ObjectState
+from .object_state import ObjectState
 
 
 def decode_objects(predictor: FramePredictor, objs: List[ObjectState], maps: torch.Tensor, with_box: bool,

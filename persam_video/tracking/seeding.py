@@ -28,7 +28,7 @@ from ..model.features import FeatureStore
 from ..model.predictor import FramePredictor
 from ..options import TrackerOptions
 from .decode_objects import decode_objects
-from .state import ObjectState, Timings
+from .object_state import ObjectState, Timings
 
 
 @dataclass

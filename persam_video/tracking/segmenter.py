@@ -27,10 +27,10 @@ from ..model.predictor import FramePredictor
 from ..options import TrackerOptions
 from .decode_objects import decode_objects
 from .follow import follow, guard_leaks
-from .memory import keep_targets, object_maps
 from .motion import MotionPrior
+from .object_state import STATE_VERSION, ObjectState, Timings
 from .seeding import Seeding, SeedView, seed_objects
-from .state import STATE_VERSION, ObjectState, Timings
+from .target_memory import keep_targets, object_maps
 
 STORE_CAPACITY = 32  # prompted frames and references kept encoded (the least recently used dropped)
 

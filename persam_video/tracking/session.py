@@ -198,7 +198,7 @@ class VideoSession:
 
         ``resume`` (a :meth:`checkpoint` taken after some frame of a run with the same prompts)
         continues that run after that frame instead of seeding again. ``state`` (from
-        :func:`persam_video.tracking.state.load_state`) supplies fitted targets and weights."""
+        :func:`persam_video.tracking.object_state.load_state`) supplies fitted targets and weights."""
         if direction not in DIRECTIONS:
             raise PersamError(f"the direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
         if not self._prompts and not self._references:
@@ -228,7 +228,7 @@ class VideoSession:
 
     def prepare(self, state: Optional[dict] = None) -> None:
         """Seed the tracker's objects from every prompt and reference (targets, PerSAM-F weights);
-        ``state`` (from :func:`persam_video.tracking.state.load_state`) supplies them for its objects."""
+        ``state`` (from :func:`persam_video.tracking.object_state.load_state`) supplies them for its objects."""
         views = [SeedView({k: self._masks[(f, k)] for f, k in sorted(self._masks) if f == frame},
                           key=("frame", frame), image=self._reader(frame)) for frame in self.prompted_frames]
         views.extend(view for _, view in self._references)

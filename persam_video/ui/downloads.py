@@ -15,7 +15,7 @@ from typing import Callable, Dict
 
 from ..export import export
 from ..io.files import atomic_write
-from .state import BrowserSession
+from .browser_session import BrowserSession
 from .video import UiError
 
 

@@ -12,8 +12,8 @@ from persam_video.model.loading import load_sam
 from persam_video.options import OptionError, TrackerOptions
 from persam_video.tracking import segmenter as segmenter_module
 from persam_video.tracking.follow import follow, guard_leaks, negative_points
+from persam_video.tracking.object_state import ObjectState
 from persam_video.tracking.segmenter import VideoSegmenter
-from persam_video.tracking.state import ObjectState
 
 
 def _disc(size, centre, radius):

@@ -9,8 +9,8 @@ from conftest import relabel
 from persam_video import persam
 from persam_video.errors import PersamError
 from persam_video.persam import decoding
+from persam_video.tracking.object_state import load_state, save_state
 from persam_video.tracking.segmenter import TrackerOptions, VideoSegmenter
-from persam_video.tracking.state import load_state, save_state
 
 
 def test_ids_3_and_7_come_out_as_3_and_7(small_model, clip):
