@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import PersamError
+from .fast_decoder import plain_forward
 from .features import DEFAULT_CAPACITY, Features, FeatureStore
 from .resizing import LongestSide
 from .upscaling import postprocess
@@ -158,15 +159,17 @@ class FramePredictor:
 
     def decode(self, points: Optional[torch.Tensor], labels: Optional[torch.Tensor],
                boxes: Optional[torch.Tensor] = None, mask_input: Optional[torch.Tensor] = None,
-               multimask: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
+               multimask: bool = True, plain: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
         """The one call of the prompt encoder and mask decoder on the current image: prompts in the
         resized image's pixels (B, P, 2) with labels (B, P), boxes (B, 4), mask logits (B, 1, h, w) ->
         low-res logits (B, C, h, w) and predicted IoUs (B, C), C = 3 with ``multimask``, else 1.
         Clicks (:meth:`predict_torch`) and PerSAM / PerSAM-F (:func:`persam_video.persam.predict`)
-        both come through here."""
+        both come through here. ``plain`` runs SAM's own decoder forward even on the fast path
+        (:func:`~.fast_decoder.plain_forward`): for hooks on its submodules."""
         self._check_image()
         sparse, dense = self.model.prompt_encoder(points=None if points is None else (points, labels),
                                                   boxes=boxes, masks=mask_input)
-        return self.model.mask_decoder(
+        decoder = plain_forward(self.model.mask_decoder) if plain else self.model.mask_decoder
+        return decoder(
             image_embeddings=self.image.embedding, image_pe=dense_pe(self.model),
             sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)

@@ -89,7 +89,8 @@ def predict(predictor: FramePredictor, prompts: Prompts, mask_input: Optional[to
     boxes = None if prompts.boxes is None else transform.apply_boxes_torch(prompts.boxes.float(), size)
     bias = None if attention_maps is None else attention_bias(attention_maps, predictor.features.shape[-2:])
     with decoder_switches(predictor.model.mask_decoder, bias, target_means):
-        low_res, scores = predictor.decode(points, prompts.labels, boxes, mask_input, multimask)
+        low_res, scores = predictor.decode(points, prompts.labels, boxes, mask_input, multimask,
+                                           plain=bias is not None or target_means is not None)
     return PassOutput(scores=scores, low_res=low_res, predictor=predictor)
 
 
