@@ -160,3 +160,10 @@ def test_the_back_call_check_sees_one(tmp_path, monkeypatch):
 def test_no_module_is_long():
     long = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_the_design_lists_every_module():
+    listed = (PACKAGE.parent / "docs" / "design.md").read_text()
+    missing = [f"persam_video/{path.relative_to(PACKAGE).as_posix()}" for path in MODULES.values()
+               if f"persam_video/{path.relative_to(PACKAGE).as_posix()}" not in listed]
+    assert missing == []
