@@ -254,17 +254,12 @@ class VideoSegmenter:
     # ------------------------------------------------------------- state I/O
     def places(self) -> Dict[int, dict]:
         """Where each object is (box prior, anchor, frames missing): the state that changes per frame."""
-        return {o.obj_id: {"box": None if o.box is None else [int(v) for v in o.box],
-                           "interior": None if o.interior is None else [float(v) for v in o.interior],
-                           "missing": o.missing} for o in self.objects}
+        return {o.obj_id: o.place_record() for o in self.objects}
 
     def load_places(self, places: Dict[int, dict]) -> None:
         """Put back what :meth:`places` gave."""
         for obj in self.objects:
-            record = places[obj.obj_id]
-            obj.box = None if record["box"] is None else np.array(record["box"], dtype=np.int64)
-            obj.interior = None if record["interior"] is None else np.array(record["interior"], dtype=np.float32)
-            obj.missing = int(record["missing"])
+            obj.load_place(places[obj.obj_id])
 
     def motion_state(self) -> Optional[dict]:
         """The motion prior's last frame as tensors (what ``torch.load(weights_only=True)`` reads back);
@@ -278,32 +273,16 @@ class VideoSegmenter:
             self.motion.load(None if state is None else {key: value.numpy() for key, value in state.items()})
 
     def track_state(self) -> dict:
-        """Everything the tracker needs to go on from here: per object the fitted state and kept
-        targets (tensors on the CPU) and :meth:`places`; the motion prior's last frame.
-        :meth:`load_track_state` restores it bit for bit."""
-        places = self.places()
+        """Everything the tracker needs to go on from here: each object's record
+        (:meth:`ObjectState.record`) and the motion prior's last frame. :meth:`load_track_state`
+        restores it bit for bit."""
         return {"frame_size": list(self._frame_size) if self._frame_size else None, "motion": self.motion_state(),
-                "objects": [
-            {"obj_id": o.obj_id, "feature": None if o.feature is None else o.feature.cpu(),
-             "mean": None if o.mean is None else o.mean.cpu(),
-             "weights": None if o.weights is None else o.weights.cpu(),
-             "reference_similarity": o.reference_similarity, "reference_quality": o.reference_quality,
-             "memory": [t.cpu() for t in o.memory], "areas": list(o.areas), "since_kept": o.since_kept,
-             **places[o.obj_id]} for o in self.objects]}
+                "objects": [o.record() for o in self.objects]}
 
     def load_track_state(self, state: dict, frame_size: Tuple[int, int]) -> None:
         """Restore a :meth:`track_state` for a video of ``frame_size`` (height, width)."""
-        def device(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-            return None if t is None else t.to(self.device)
-
         self._set_frame_size(frame_size)
-        self.objects = [ObjectState(r["obj_id"], device(r["feature"]), device(r["mean"]),
-                                    reference_similarity=r["reference_similarity"],
-                                    reference_quality=r["reference_quality"], weights=device(r["weights"]),
-                                    memory=[device(t) for t in r.get("memory", [])], areas=list(r.get("areas", [])),
-                                    since_kept=int(r.get("since_kept", 0)))
-                        for r in state["objects"]]
-        self.load_places({r["obj_id"]: r for r in state["objects"]})
+        self.objects = [ObjectState.from_record(r, self.device) for r in state["objects"]]
         self.load_motion(state.get("motion"))
 
     def state_dict(self) -> dict:
