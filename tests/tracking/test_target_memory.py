@@ -6,7 +6,7 @@ import torch
 
 from persam_video import persam
 from persam_video.options import TrackerOptions
-from persam_video.tracking import memory
+from persam_video.tracking import target_memory as memory
 from persam_video.tracking.segmenter import VideoSegmenter
 from persam_video.tracking.target_memory import object_maps
 
