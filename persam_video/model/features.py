@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Hashable, Iterable, List, Optional, Tuple, Union
+from typing import Callable, Hashable, Iterable, List, Tuple, Union
 
 import numpy as np
 import torch
@@ -69,7 +69,3 @@ class FeatureStore:
         wanted = set(keys)
         for key in [k for k in self._kept if k not in wanted]:
             del self._kept[key]
-
-    def peek(self, key: Hashable) -> Optional[Features]:
-        """The features kept under ``key``, or None, without counting it as a use."""
-        return self._kept.get(key)
