@@ -36,9 +36,9 @@ from PIL import Image
 from persam_video import pipeline
 from persam_video.demo_clip import make_clip
 from persam_video.io.masks import write_label_png
+from persam_video.io.prompts import mask_prompts
 from persam_video.model.loading import BUNDLED_DIR, build_model, load_sam
 from persam_video.options import TrackerOptions
-from persam_video.tracking.prompts import mask_prompts
 
 SIZE = (480, 854)
 

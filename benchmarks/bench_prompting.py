@@ -30,11 +30,11 @@ import torch
 from persam_video.davis.layout import DavisLayout
 from persam_video.davis.metrics import j_measure
 from persam_video.io.masks import object_ids, read_label_png
+from persam_video.io.prompts import Prompt, PromptSet
 from persam_video.model.loading import load_sam
 from persam_video.options import TrackerOptions
 from persam_video.persam import interior_point, tight_box
 from persam_video.pipeline import segment_video
-from persam_video.tracking.prompts import Prompt, PromptSet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))

@@ -18,13 +18,13 @@ defer_package_init()  # before any segment_anything import below: its __init__ c
 from .errors import PersamError  # noqa: E402
 from .io.frames import Frame, FrameSource, open_frames  # noqa: E402
 from .io.masks import DAVIS_PALETTE, read_label_png, write_label_png  # noqa: E402
+from .io.prompts import Prompt, PromptSet, Reference, load_prompts, mask_prompts, save_prompts  # noqa: E402
 from .model.loading import MODEL_TYPES, ModelSpec, load_sam  # noqa: E402
 from .options import TrackerOptions  # noqa: E402
 from .pipeline import RunSummary, segment_video  # noqa: E402
-from .tracking.prompts import Prompt, PromptSet, Reference, load_prompts, mask_prompts, save_prompts  # noqa: E402
+from .tracking.object_state import load_state, save_state  # noqa: E402
 from .tracking.segmenter import VideoSegmenter  # noqa: E402
 from .tracking.session import FrameResult, ObjectResult, VideoSession  # noqa: E402
-from .tracking.state import load_state, save_state  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -6,7 +6,7 @@ not in that recipe is off by default. docs/method.md explains when each one help
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any, Iterator, Optional, Sequence, Tuple
 
 from .errors import PersamError
@@ -31,12 +31,6 @@ class OptionError(PersamError):
     def flag_message(self) -> str:
         """The same problem worded for the command line: ``--margin must be ...``."""
         return f"--{self.name.replace('_', '-')} {self.problem}"
-
-
-def with_motion(options: "TrackerOptions", on: bool) -> "TrackerOptions":
-    """``options`` with the motion prior the page's "follow motion" switch stands for: flow and the
-    leak guard at 1 (the setting measured best, docs/method.md), or neither."""
-    return replace(options, propagation="flow" if on else "none", leak_guard=1.0 if on else 0.0)
 
 
 def option(default: Any, help: str, *, metavar: Optional[str] = None,

@@ -1,8 +1,8 @@
 """Reader -> tracker -> writer for one video: :func:`segment_video`, the one way every command runs a video.
 
-It runs a :class:`~persam_video.tracking.prompts.PromptSet` (clicks, boxes, masks on any frames,
+It runs a :class:`~persam_video.io.prompts.PromptSet` (clicks, boxes, masks on any frames,
 references) through a :class:`~persam_video.tracking.session.VideoSession`, in one direction or both,
-writes one label PNG per frame, and resumes a killed run (:mod:`persam_video.progress`).
+writes one label PNG per frame, and resumes a killed run (:mod:`persam_video.resume_file`).
 """
 from __future__ import annotations
 
@@ -15,16 +15,16 @@ from typing import Optional, Sequence, Union
 
 from tqdm.auto import tqdm
 
-from . import progress as progress_file
+from . import resume_file
 from .io.files import remove_temporaries
-from .io.frames import open_frames
+from .io.frames import FrameSource, open_frames
+from .io.prompts import PromptSet
 from .io.writer import LabelWriter
 from .io.writer import write_behind as behind
 from .options import TrackerOptions
 from .runtime.system import adjust_threads
-from .tracking.prompts import PromptSet, check_prompt_set
+from .tracking.object_state import save_state
 from .tracking.session import VideoSession
-from .tracking.state import save_state
 
 
 @dataclass
@@ -52,36 +52,36 @@ class RunSummary:
                 (f"; resumed after {self.resumed} frames written before" if self.resumed else ""))
 
 
-def segment_video(video: Union[str, os.PathLike], out_dir: Union[str, os.PathLike], prompts: PromptSet,
+def segment_video(video: Union[str, os.PathLike, FrameSource], out_dir: Union[str, os.PathLike], prompts: PromptSet,
                   options: TrackerOptions, model, *, direction: str = "both", resume: bool = True,
                   restart: bool = False, read_ahead: int = 4, progress: bool = True, state: Optional[dict] = None,
                   state_out: Optional[Union[str, os.PathLike]] = None, desc: str = "segmenting",
                   write_behind: bool = True) -> RunSummary:
-    """Segment ``video`` from ``prompts`` and write ``<out_dir>/<frame name>.png`` for every frame reached
+    """Segment ``video`` (a path, or a source :func:`~persam_video.io.frames.open_frames` opened) from
+    ``prompts`` and write ``<out_dir>/<frame name>.png`` for every frame reached
     (forward from the earliest prompted frame, then, with ``direction="both"``, backward to frame 0).
 
     Everything is checked before anything is written. With ``resume``, progress is saved after every
-    frame (:mod:`persam_video.progress`) and a run of the same job killed part-way continues after its last
+    frame (:mod:`persam_video.resume_file`) and a run of the same job killed part-way continues after its last
     counted frame, byte-identical to an uninterrupted run; a folder holding a run with other inputs is
-    refused (:class:`~persam_video.progress.ResumeMismatch`) unless ``restart``. ``state`` (from
-    :func:`persam_video.tracking.state.load_state`) supplies fitted targets and weights; ``state_out`` is where
-    the fitted state is saved (:func:`persam_video.tracking.state.save_state`) after the run. With ``write_behind``
-    the PNGs (and the progress after each) are written on a background thread while the next frame is
+    refused (:class:`~persam_video.resume_file.ResumeMismatch`) unless ``restart``. ``state`` (from
+    :func:`persam_video.tracking.object_state.load_state`) supplies fitted targets and weights; ``state_out`` is
+    where the fitted state is saved (:func:`persam_video.tracking.object_state.save_state`) after the run. With
+    ``write_behind`` the PNGs (and the progress after each) are written on a background thread while the next frame is
     tracked (:class:`~persam_video.io.writer.WriteBehind`): the same files, and a frame's progress is saved
     only once its PNG is in place."""
     began = time.perf_counter()
-    source = open_frames(video, read_ahead=read_ahead)
-    check_prompt_set(prompts, source.size, len(source))
-    expected = progress_file.fingerprint(source, prompts, options, model, direction, state) if resume else {}
-    saved = progress_file.read_progress(out_dir) if resume and not restart else None
-    if saved is not None:
-        progress_file.check_progress(out_dir, saved, expected)
+    source = video if isinstance(video, FrameSource) else open_frames(video, read_ahead=read_ahead)
     session = VideoSession(model, source, options)
-    session.add_prompt_set(prompts)
+    session.add_prompt_set(prompts)  # the one check of the prompts against the video
+    expected = resume_file.fingerprint(source, prompts, options, model, direction, state) if resume else {}
+    saved = resume_file.read_progress(out_dir) if resume and not restart else None
+    if saved is not None:
+        resume_file.check_progress(out_dir, saved, expected)
     writer = behind(LabelWriter(out_dir), write_behind)
     remove_temporaries(out_dir)
     if restart or not resume:
-        progress_file.remove_progress(out_dir)
+        resume_file.remove_progress(out_dir)
     ids = session.object_ids
     if saved is not None and saved["done"]:
         return RunSummary(0, ids, time.perf_counter() - began, 0.0, 0.0, 0.0, 0.0, resumed=_counted(saved),
@@ -97,7 +97,7 @@ def segment_video(video: Union[str, os.PathLike], out_dir: Union[str, os.PathLik
             for result in results:
                 # the frame counts as done once its PNG is in place (the writer calls ``then`` after the rename);
                 # the checkpoint is copied now, as the session moves on while the writer catches up
-                then = partial(progress_file.write_progress, out_dir, expected, copy.deepcopy(session.checkpoint()),
+                then = partial(resume_file.write_progress, out_dir, expected, copy.deepcopy(session.checkpoint()),
                                False) if resume else None
                 writer.write(result.name, result.labels, then=then)
                 bar.update(1)
@@ -107,9 +107,9 @@ def segment_video(video: Union[str, os.PathLike], out_dir: Union[str, os.PathLik
         writer.abort()  # the frames already handed to the writer are finished (and counted), no temporary stays
         raise
     if resume:
-        progress_file.write_progress(out_dir, expected, session.checkpoint(), done=True)
+        resume_file.write_progress(out_dir, expected, session.checkpoint(), done=True)
     if state_out is not None:
-        save_state(session.segmenter, state_out)
+        save_state(session.segmenter.state_dict(), state_out)
     seconds = time.perf_counter() - began
     t = session.segmenter.timings
     return RunSummary(frames=writer.written, objects=ids, seconds=seconds, encoder=t.encoder, decoder=t.decoder,

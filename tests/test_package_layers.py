@@ -15,7 +15,7 @@ LAYERS = [
     {"model"},
     {"persam"},
     {"tracking"},
-    {"progress", "pipeline", "demo_clip"},
+    {"resume_file", "pipeline", "demo_clip"},
     {"export", "batch", "davis", "perseg", "photos"},
     {"ui", "cli", "__main__", ""},  # "": the package's __init__ (the public API)
 ]
@@ -110,12 +110,60 @@ def test_no_import_circle():
 
 
 def test_the_checks_see_arrows_and_circles():
-    assert {"progress", "tracking.session", "runtime.system"} <= imports("pipeline")
+    assert {"resume_file", "tracking.session", "runtime.system"} <= imports("pipeline")
     assert "persam" in imports("tracking.segmenter")  # ``from .. import persam``
     assert cycles({"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}) == [["a", "b", "c"]]
     assert layer("tracking.segmenter") > layer("persam.decoding") > layer("model.predictor")
 
 
+#: what the segmenter calls: none of these may take the segmenter (or the session above it) and call it back
+CALLED_BY_THE_SEGMENTER = ("io", "model", "persam", "tracking.seeding", "tracking.decode_objects", "tracking.follow",
+                           "tracking.target_memory", "tracking.motion", "tracking.object_state")
+CALLERS = {"segmenter", "session", "VideoSegmenter", "VideoSession"}
+
+
+def back_calls(name: str) -> List[str]:
+    """Where module ``name`` receives a caller: a parameter named or annotated as the segmenter or the
+    session, or a ``Protocol`` (the shape a caller is handed down under without being imported)."""
+    found = []
+    for node in ast.walk(ast.parse(MODULES[name].read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for arg in node.args.args + node.args.kwonlyargs + node.args.posonlyargs:
+                words = {arg.arg} | ({n.id for n in ast.walk(arg.annotation) if isinstance(n, ast.Name)} |
+                                     {n.value for n in ast.walk(arg.annotation) if isinstance(n, ast.Constant)}
+                                     if arg.annotation is not None else set())
+                if words & CALLERS:
+                    found.append(f"{name}:{node.name}({arg.arg})")
+        elif isinstance(node, ast.ClassDef) and any(
+                isinstance(b, ast.Name) and b.id == "Protocol" for b in node.bases):
+            found.append(f"{name}:{node.name}(Protocol)")
+    return found
+
+
+def test_what_the_segmenter_calls_never_calls_it_back():
+    below = [name for name in MODULES if name.startswith(CALLED_BY_THE_SEGMENTER)]
+    assert "tracking.seeding" in below and "persam.decoding" in below
+    assert [hit for name in below for hit in back_calls(name)] == []
+    assert not {"tracking.segmenter", "tracking.session"} & {dep for name in below for dep in imports(name)}
+
+
+def test_the_back_call_check_sees_one(tmp_path, monkeypatch):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from typing import Protocol\nclass Encoder(Protocol): ...\n"
+                   "def seed(segmenter, views): segmenter.decode(views)\n"
+                   "def fit(x: 'VideoSegmenter'): ...\n")
+    monkeypatch.setitem(MODULES, "tracking.bad", bad)
+    assert back_calls("tracking.bad") == ["tracking.bad:Encoder(Protocol)", "tracking.bad:seed(segmenter)",
+                                          "tracking.bad:fit(x)"]
+
+
 def test_no_module_is_long():
     long = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_the_design_lists_every_module():
+    listed = (PACKAGE.parent / "docs" / "design.md").read_text()
+    missing = [f"persam_video/{path.relative_to(PACKAGE).as_posix()}" for path in MODULES.values()
+               if f"persam_video/{path.relative_to(PACKAGE).as_posix()}" not in listed]
+    assert missing == []

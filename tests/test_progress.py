@@ -16,7 +16,7 @@ from conftest import BF16_MACHINES, REPO, assert_one_line_error, run_cli, write_
 
 from persam_video.demo_clip import make_clip
 from persam_video.io.masks import write_label_png
-from persam_video.progress import read_progress
+from persam_video.resume_file import read_progress
 
 N_FRAMES = 14
 

@@ -15,9 +15,9 @@ from tqdm.auto import tqdm
 
 from ..errors import PersamError
 from ..io.files import ensure_writable_dir, remove_temporaries
+from ..io.prompts import check_reference
 from ..model.loading import ModelSpec
 from ..options import TrackerOptions
-from ..tracking.prompts import check_reference
 from .executors import DEFAULT_RETRIES, Executor, LocalExecutor
 from .manifest import ClipTask, load_manifest
 from .markers import MARKER, changed_settings, read_marker, run_settings

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import PersamError, error_line
+from ..io.prompts import PromptSet, Reference, load_prompts, mask_prompts, references_from_files
 from ..model.loading import ModelSpec
 from ..options import TrackerOptions
 from ..pipeline import RunSummary, segment_video
 from ..runtime.memory import keep_freed_memory
 from ..runtime.system import set_threads
-from ..tracking.prompts import PromptSet, Reference, load_prompts, mask_prompts, references_from_files
 from .manifest import ClipTask
 from .markers import clear_partial, write_marker
 from .summary import DONE, FAILED, Outcome

@@ -15,8 +15,8 @@ from ..errors import PersamError
 from ..export import export, write_video
 from ..io.files import ensure_writable_dir
 from ..io.masks import object_ids, read_label_png, write_label_png
+from ..io.prompts import mask_prompts
 from ..pipeline import segment_video
-from ..tracking.prompts import mask_prompts
 from .common import (
     add_command,
     add_method_options,

@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import PersamError, choose
 from ..io.frames import FrameSource
 from ..io.masks import read_seed
-from ..tracking.prompts import Prompt, PromptSet, Reference, check_prompt_set, load_prompts, references_from_files
+from ..io.prompts import Prompt, PromptSet, Reference, check_prompt_set, load_prompts, references_from_files
 
 NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
 

@@ -7,9 +7,9 @@ import sys
 from ..errors import PersamError
 from ..io.frames import open_frames
 from ..pipeline import segment_video
-from ..progress import ResumeMismatch
+from ..resume_file import ResumeMismatch
 from ..runtime.locking import output_lock
-from ..tracking.state import load_state
+from ..tracking.object_state import load_state
 from .common import (
     add_command,
     add_method_options,
@@ -73,12 +73,13 @@ def run(args: argparse.Namespace) -> int:
     check_threads(args.threads)
     check_read_ahead(args.read_ahead)
     state = load_state(args.load_state) if args.load_state else None
-    prompts = build_prompts(args, open_frames(args.video, read_ahead=args.read_ahead), objects)
+    source = open_frames(args.video, read_ahead=args.read_ahead)  # opened once: the prompts' checks and the run
+    prompts = build_prompts(args, source, objects)
     direction = "forward" if args.forward_only or args.start is not None else "both"
     with output_lock(args.out):  # one writer per folder; a second run stops here, having written nothing
         model = load_model(args, progress=not args.quiet)
         try:
-            summary = segment_video(args.video, args.out, prompts, options, model, direction=direction,
+            summary = segment_video(source, args.out, prompts, options, model, direction=direction,
                                     restart=args.restart, read_ahead=args.read_ahead, progress=not args.quiet,
                                     state=state, state_out=args.save_state,
                                     write_behind=args.write_behind)

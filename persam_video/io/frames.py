@@ -164,6 +164,24 @@ class FrameSource(ABC):
         return PersamError(f"cannot decode frame {index} ({name}) of {self.path}: {error_line(error)}")
 
 
+BACKWARD_CHUNK = 32  # frames decoded at once, in order, for a backward pass
+
+
+def frames_backward(source: FrameSource, first: int, chunk: int = BACKWARD_CHUNK) -> Iterator[Frame]:
+    """Frames ``first``, ``first - 1``, ..., 0: decoded ``chunk`` at a time in order and yielded reversed,
+    so at most ``chunk`` frames are held (a video file is decoded from its start for each chunk)."""
+    high = first
+    while high >= 0:
+        low = max(0, high - chunk + 1)
+        stream = source.frames(low)
+        try:
+            batch = [next(stream) for _ in range(high - low + 1)]
+        finally:
+            stream.close()
+        yield from reversed(batch)
+        high = low - 1
+
+
 class _FolderSource(FrameSource):
     """JPEG/PNG files in one folder, ordered by name (digit runs compared as numbers)."""
 

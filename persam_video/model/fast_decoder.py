@@ -117,7 +117,7 @@ class FastDecoderForward:
 
     def forward(self, image_embeddings: Tensor, image_pe: Tensor, sparse_prompt_embeddings: Tensor,
                 dense_prompt_embeddings: Tensor, multimask_output: bool) -> Tuple[Tensor, Tensor]:  # noqa: D102
-        if self.__dict__.get("hooked", False) or image_embeddings.shape[0] != 1:
+        if image_embeddings.shape[0] != 1:
             return super().forward(image_embeddings, image_pe, sparse_prompt_embeddings,
                                    dense_prompt_embeddings, multimask_output)
         return self._fast_forward(image_embeddings, image_pe, sparse_prompt_embeddings,
@@ -219,6 +219,15 @@ def decoder_classes() -> Dict[type, type]:
 
 def _channels_last(_module: torch.nn.Module, args: tuple) -> tuple:
     return (args[0].contiguous(memory_format=torch.channels_last),) + tuple(args[1:])
+
+
+def plain_forward(decoder: torch.nn.Module):
+    """SAM's own forward of ``decoder``, a fast one included: what hooks on its submodules (PerSAM's
+    guided attention and semantic prompt, :mod:`persam_video.persam.decoder_hooks`) need, as the
+    fast computation does not pass through those submodules."""
+    if isinstance(decoder, FastDecoderForward):
+        return super(FastDecoderForward, decoder).forward
+    return decoder
 
 
 def speed_up_decoder(model: torch.nn.Module) -> bool:

@@ -1,5 +1,5 @@
-"""One frame's image embedding and SAM's prompt-to-mask call on it, without torchvision; a store
-of encoded frames; the prompt encoder's positional encoding made once per model.
+"""One image's embedding and SAM's prompt-to-mask call on it, without torchvision; the prompt
+encoder's positional encoding made once per model.
 
 :class:`FramePredictor` has the part of ``segment_anything.SamPredictor``'s interface that
 persam-video uses, with the same results to the bit (the frame resized by Pillow's bilinear
@@ -8,14 +8,15 @@ torchvision, a slow start-up (:mod:`persam_video.model.sam_import`).
 """
 from __future__ import annotations
 
-from typing import Dict, Hashable, Iterable, List, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 
 from ..errors import PersamError
+from .fast_decoder import plain_forward
+from .features import DEFAULT_CAPACITY, Features, FeatureStore
+from .resizing import LongestSide
 from .upscaling import postprocess
 
 
@@ -32,115 +33,58 @@ def dense_pe(model: torch.nn.Module) -> torch.Tensor:
     return kept[1]
 
 
-class LongestSide:
-    """Scale images, points and boxes so that an image's longest side becomes ``target_length``
-    (SAM's input size), the other side in proportion, rounded to the nearest pixel."""
-
-    def __init__(self, target_length: int) -> None:
-        self.target_length = int(target_length)
-
-    @staticmethod
-    def get_preprocess_shape(old_h: int, old_w: int, long_side_length: int) -> Tuple[int, int]:
-        """(height, width) of an ``old_h`` x ``old_w`` image scaled to ``long_side_length``."""
-        scale = long_side_length * 1.0 / max(old_h, old_w)
-        return int(old_h * scale + 0.5), int(old_w * scale + 0.5)
-
-    def _scales(self, original_size: Tuple[int, ...]) -> Tuple[float, float]:
-        old_h, old_w = original_size
-        new_h, new_w = self.get_preprocess_shape(old_h, old_w, self.target_length)
-        return new_w / old_w, new_h / old_h
-
-    def apply_image(self, image: np.ndarray) -> np.ndarray:
-        """Resize an (H, W, 3) image (uint8; floats in [0, 1] are scaled to uint8 first) with
-        Pillow's bilinear filter. Always a new, writable, C-ordered array."""
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise PersamError(f"expected an (H, W, 3) RGB image, got an array of shape {tuple(image.shape)}")
-        if np.issubdtype(image.dtype, np.floating):
-            image = (image * 255).astype(np.uint8)
-        elif image.dtype != np.uint8:
-            raise PersamError(f"expected an RGB image of uint8 pixels, got {image.dtype}")
-        height, width = self.get_preprocess_shape(image.shape[0], image.shape[1], self.target_length)
-        if (height, width) == image.shape[:2]:
-            return np.array(image, order="C")
-        return np.array(Image.fromarray(image).resize((width, height), Image.BILINEAR))
-
-    def apply_image_torch(self, image: torch.Tensor) -> torch.Tensor:
-        """Resize a (B, C, H, W) float batch with antialiased bilinear interpolation (close to,
-        not equal to, :meth:`apply_image`)."""
-        size = self.get_preprocess_shape(image.shape[-2], image.shape[-1], self.target_length)
-        return F.interpolate(image, size, mode="bilinear", align_corners=False, antialias=True)
-
-    def apply_coords(self, coords: np.ndarray, original_size: Tuple[int, ...]) -> np.ndarray:
-        """(..., 2) (x, y) pixels of an ``original_size`` (H, W) image -> the resized image's (float64 copy)."""
-        sx, sy = self._scales(original_size)
-        out = np.array(coords, dtype=float)
-        out[..., 0] = out[..., 0] * sx
-        out[..., 1] = out[..., 1] * sy
-        return out
-
-    def apply_boxes(self, boxes: np.ndarray, original_size: Tuple[int, ...]) -> np.ndarray:
-        """(B, 4) (x0, y0, x1, y1) boxes -> the resized image's."""
-        return self.apply_coords(boxes.reshape(-1, 2, 2), original_size).reshape(-1, 4)
-
-    def apply_coords_torch(self, coords: torch.Tensor, original_size: Tuple[int, ...]) -> torch.Tensor:
-        """As :meth:`apply_coords` on a tensor (a float32 copy)."""
-        sx, sy = self._scales(original_size)
-        out = coords.detach().clone().to(torch.float)
-        out[..., 0] = out[..., 0] * sx
-        out[..., 1] = out[..., 1] * sy
-        return out
-
-    def apply_boxes_torch(self, boxes: torch.Tensor, original_size: Tuple[int, ...]) -> torch.Tensor:
-        """As :meth:`apply_boxes` on a tensor."""
-        return self.apply_coords_torch(boxes.reshape(-1, 2, 2), original_size).reshape(-1, 4)
-
-
 class FramePredictor:
-    """A SAM model and the embedding of its current image: :meth:`set_image` encodes a frame,
-    :meth:`predict` / :meth:`predict_torch` prompt the decoder on it (as ``SamPredictor``).
-    :meth:`keep` and :meth:`recall` store encoded images by key (prompted frames, references),
-    so an image needed again is not encoded again."""
-
-    _NOT_IMAGE = ("model", "transform", "_kept")  # what an image's state leaves out
+    """A SAM model and its current image: :meth:`set_image` (or :meth:`encode`) encodes an image,
+    :meth:`use` makes features encoded before current (from a :class:`~.features.FeatureStore`),
+    :meth:`predict` / :meth:`predict_torch` prompt the decoder on it (as ``SamPredictor``), and
+    :meth:`decode` is the one call of the mask decoder, for clicks and for the method alike."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
         self.transform = LongestSide(model.image_encoder.img_size)
-        self._kept: Dict[Hashable, dict] = {}
-        self.reset_image()
-
-    def keep(self, key: Hashable) -> None:
-        """Store the current image's embedding and sizes under ``key``."""
-        self._kept[key] = {k: v for k, v in vars(self).items() if k not in self._NOT_IMAGE}
-
-    def recall(self, key: Hashable) -> bool:
-        """Make the image kept under ``key`` the current one; False (nothing changed) if none is."""
-        state = self._kept.get(key)
-        if state is None:
-            return False
-        self.__dict__.update(state)
-        return True
-
-    def forget(self, keep: Iterable[Hashable] = ()) -> None:
-        """Drop every kept image but those of ``keep``."""
-        wanted = set(keep)
-        for key in [k for k in self._kept if k not in wanted]:
-            del self._kept[key]
-
-    def kept(self) -> List[Hashable]:
-        """The keys of the images kept."""
-        return list(self._kept)
+        self.image: Optional[Features] = None
 
     @property
     def device(self) -> torch.device:
         """The model's device."""
         return self.model.device
 
+    @property
+    def is_image_set(self) -> bool:
+        """Whether an image is current."""
+        return self.image is not None
+
+    @property
+    def features(self) -> Optional[torch.Tensor]:
+        """The current image's embedding (1, C, h, w)."""
+        return None if self.image is None else self.image.embedding
+
+    @property
+    def original_size(self) -> Optional[Tuple[int, int]]:
+        """The current image's (H, W)."""
+        return None if self.image is None else self.image.original_size
+
+    @property
+    def input_size(self) -> Optional[Tuple[int, int]]:
+        """The current image's (h, w) as resized for the model."""
+        return None if self.image is None else self.image.input_size
+
     def reset_image(self) -> None:
         """Forget the current image and its embedding."""
-        self.is_image_set = False
-        self.features: Optional[torch.Tensor] = None
-        self.orig_h = self.orig_w = self.input_h = self.input_w = None
+        self.image = None
+
+    def use(self, features: Features) -> None:
+        """Make an image encoded before (:meth:`encode`) the current one."""
+        self.image = features
+
+    def store(self, capacity: int = DEFAULT_CAPACITY) -> FeatureStore:
+        """A feature store that encodes with this predictor."""
+        return FeatureStore(self.encode, capacity)
+
+    def encode(self, image: np.ndarray) -> Features:
+        """Encode ``image`` ((H, W, 3) uint8 RGB), make it current and return its features."""
+        self.set_image(image)
+        return self.image
 
     def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
         """Encode ``image`` ((H, W, 3) uint8, RGB or BGR as ``image_format`` says)."""
@@ -160,18 +104,11 @@ class FramePredictor:
             raise PersamError(f"set_torch_image expects a (B, 3, H, W) image with longest side {size}, "
                               f"got shape {tuple(transformed_image.shape)}")
         self.reset_image()
-        self.original_size = tuple(original_image_size)
-        self.input_size = tuple(transformed_image.shape[-2:])
-        self.features = self.model.image_encoder(self.model.preprocess(transformed_image))
-        self.is_image_set = True
-
-    def get_image_embedding(self) -> torch.Tensor:
-        """The current image's embedding (1, C, h, w)."""
-        self._check_image()
-        return self.features
+        embedding = self.model.image_encoder(self.model.preprocess(transformed_image))
+        self.image = Features(embedding, tuple(original_image_size), tuple(transformed_image.shape[-2:]))
 
     def _check_image(self) -> None:
-        if not self.is_image_set:
+        if self.image is None:
             raise PersamError("no image is set: call set_image(...) before predicting")
 
     def predict(self, point_coords: Optional[np.ndarray] = None, point_labels: Optional[np.ndarray] = None,
@@ -214,13 +151,25 @@ class FramePredictor:
                       ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Batched :meth:`predict` on prompts already in the resized image's pixels (B, P, 2),
         (B, P), (B, 4), (B, 1, h, w): masks (B, C, H, W), IoUs (B, C), low-res logits (B, C, h, w)."""
-        self._check_image()
-        points = None if point_coords is None else (point_coords, point_labels)
-        sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
-        low_res, scores = self.model.mask_decoder(
-            image_embeddings=self.features, image_pe=dense_pe(self.model),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask_output)
+        low_res, scores = self.decode(point_coords, point_labels, boxes, mask_input, multimask_output)
         masks = postprocess(self.model, low_res, self.input_size, self.original_size)
         if not return_logits:
             masks = masks > self.model.mask_threshold
         return masks, scores, low_res
+
+    def decode(self, points: Optional[torch.Tensor], labels: Optional[torch.Tensor],
+               boxes: Optional[torch.Tensor] = None, mask_input: Optional[torch.Tensor] = None,
+               multimask: bool = True, plain: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The one call of the prompt encoder and mask decoder on the current image: prompts in the
+        resized image's pixels (B, P, 2) with labels (B, P), boxes (B, 4), mask logits (B, 1, h, w) ->
+        low-res logits (B, C, h, w) and predicted IoUs (B, C), C = 3 with ``multimask``, else 1.
+        Clicks (:meth:`predict_torch`) and PerSAM / PerSAM-F (:func:`persam_video.persam.predict`)
+        both come through here. ``plain`` runs SAM's own decoder forward even on the fast path
+        (:func:`~.fast_decoder.plain_forward`): for hooks on its submodules."""
+        self._check_image()
+        sparse, dense = self.model.prompt_encoder(points=None if points is None else (points, labels),
+                                                  boxes=boxes, masks=mask_input)
+        decoder = plain_forward(self.model.mask_decoder) if plain else self.model.mask_decoder
+        return decoder(
+            image_embeddings=self.image.embedding, image_pe=dense_pe(self.model),
+            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)

@@ -56,14 +56,15 @@ def attention_bias(maps: torch.Tensor, grid: tuple) -> torch.Tensor:
 def decoder_switches(decoder: MaskDecoder, bias: Optional[torch.Tensor] = None,
                      target_means: Optional[torch.Tensor] = None) -> Iterator[None]:
     """Turn on guided attention (``bias`` from :func:`attention_bias`) and/or semantic prompting
-    (mean target embeddings (N, C)) for the decoder passes run inside the block."""
+    (mean target embeddings (N, C)) for the decoder passes run inside the block; those passes must
+    run SAM's own decoder forward (``FramePredictor.decode(..., plain=True)``), which goes through
+    the submodules hooked here."""
     if bias is None and target_means is None:
         yield
         return
     transformer = decoder.transformer
     handles = []
     swapped = []
-    decoder.__dict__["hooked"] = True  # a fast decoder (fast_decoder.py) runs SAM's own forward meanwhile
     try:
         if bias is not None:
             for layer in transformer.layers:
@@ -90,7 +91,6 @@ def decoder_switches(decoder: MaskDecoder, bias: Optional[torch.Tensor] = None,
                 add_to_final_q, with_kwargs=True))
         yield
     finally:
-        decoder.__dict__.pop("hooked", None)
         for handle in handles:
             handle.remove()
         for module, cls in swapped:

@@ -14,7 +14,7 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..model.predictor import FramePredictor, dense_pe
+from ..model.predictor import FramePredictor
 from ..model.upscaling import postprocess
 from .decoder_hooks import attention_bias, decoder_switches
 from .geometry import box_mask, tight_boxes
@@ -88,12 +88,9 @@ def predict(predictor: FramePredictor, prompts: Prompts, mask_input: Optional[to
     points = transform.apply_coords_torch(prompts.points, size)
     boxes = None if prompts.boxes is None else transform.apply_boxes_torch(prompts.boxes.float(), size)
     bias = None if attention_maps is None else attention_bias(attention_maps, predictor.features.shape[-2:])
-    model = predictor.model
-    with decoder_switches(model.mask_decoder, bias, target_means):
-        sparse, dense = model.prompt_encoder(points=(points, prompts.labels), boxes=boxes, masks=mask_input)
-        low_res, scores = model.mask_decoder(
-            image_embeddings=predictor.features, image_pe=dense_pe(model),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)
+    with decoder_switches(predictor.model.mask_decoder, bias, target_means):
+        low_res, scores = predictor.decode(points, prompts.labels, boxes, mask_input, multimask,
+                                           plain=bias is not None or target_means is not None)
     return PassOutput(scores=scores, low_res=low_res, predictor=predictor)
 
 

@@ -81,6 +81,7 @@ class ImagePersonalizer:
             raise PersamError("no reference: give at least one reference photo and its mask")
         self.options = options or PhotoOptions()
         self.predictor = FramePredictor(model)
+        self._references = self.predictor.store(capacity=max(1, len(references)))
         self.ids = sorted({r.obj_id for r in references})
         mode = "mean" if self.options.method == "persam" else "mean-max"
         targets: Dict[int, List[persam.Target]] = {k: [] for k in self.ids}
@@ -96,14 +97,12 @@ class ImagePersonalizer:
         self.means = torch.stack([m for _, m in combined])
         self.reference_peak = self._reference_peaks(references)
         self.weights = self._fit(references) if self.options.method == "persam-f" else None
-        self.predictor.forget()
+        self._references.retain()
 
     def _show(self, ref: PhotoReference) -> None:
         """Make ``ref``'s photo the predictor's image, encoding each photo once (several objects of one
         photo share it; targets, peaks and the fit each need it)."""
-        if not self.predictor.recall(id(ref.image)):
-            self.predictor.set_image(ref.image)
-            self.predictor.keep(id(ref.image))
+        self.predictor.use(self._references.get(id(ref.image), ref.image))
 
     def state(self) -> dict:
         """What :meth:`segment` needs (targets, weights, options), to build the same personalizer in

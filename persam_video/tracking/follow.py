@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .. import persam
-from .state import ObjectState
+from .object_state import ObjectState
 
 GUARD_MARGIN = 3  # pixels a guarded mask may extend beyond its carried mask
 

@@ -18,43 +18,29 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, Hashable, List, Optional, Protocol, Sequence, Tuple
+from typing import Callable, Dict, Hashable, List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from .. import persam
+from ..model.features import FeatureStore
 from ..model.predictor import FramePredictor
 from ..options import TrackerOptions
-from .state import ObjectState, Timings
-
-
-class Encoder(Protocol):
-    """What seeding asks of the segmenter (:class:`~persam_video.tracking.segmenter.VideoSegmenter`):
-    its options and predictor, encoding an image through the store, decoding given objects."""
-
-    options: TrackerOptions
-    predictor: FramePredictor
-
-    @property
-    def device(self) -> torch.device: ...
-
-    def encode_kept(self, key: Hashable, image: Optional[np.ndarray]) -> None: ...
-
-    def decode(self, objs: List[ObjectState], maps: torch.Tensor, with_box: bool,
-               gate: bool = True) -> persam.CascadeResult: ...
+from .decode_objects import decode_objects
+from .object_state import ObjectState, Timings
 
 
 @dataclass
 class SeedView:
     """One image on which objects are shown by masks: a prompted frame or a reference image.
 
-    ``key`` names it in the predictor's store of encoded frames; ``image`` (RGB uint8) is
-    encoded the first time, and may be None when the store already holds ``key``."""
+    ``key`` names it in the feature store; ``image`` (RGB uint8, or a function that reads it) is
+    encoded when the store does not hold ``key``."""
 
     masks: Dict[int, np.ndarray]
     key: Hashable
-    image: Optional[np.ndarray] = None
+    image: Union[np.ndarray, Callable[[], np.ndarray], None] = None
     in_clip: bool = True
     size: Tuple[int, int] = field(init=False, default=(0, 0))
 
@@ -63,9 +49,24 @@ class SeedView:
         self.size = tuple(first.shape[:2])
 
 
-def encode(segmenter: Encoder, view: SeedView) -> None:
-    """Make ``view``'s image the predictor's current one, encoding it only the first time."""
-    segmenter.encode_kept(view.key, view.image)
+@dataclass
+class Seeding:
+    """What seeding works with: the predictor it decodes on, the feature store that encodes each
+    image once, the tracker's options, and whether the flow prior is on (the decoder's prompts
+    then differ as on a later frame)."""
+
+    predictor: FramePredictor
+    store: FeatureStore
+    options: TrackerOptions
+    flow: bool = False
+
+    @property
+    def device(self) -> torch.device:
+        return self.predictor.device
+
+    def show(self, view: SeedView) -> None:
+        """Make ``view``'s image the predictor's current one, encoding it only when not stored."""
+        self.predictor.use(self.store.get(view.key, view.image))
 
 
 def fit_views(views: Sequence[SeedView], obj_id: int) -> List[SeedView]:
@@ -78,20 +79,20 @@ def fit_views(views: Sequence[SeedView], obj_id: int) -> List[SeedView]:
     return [v for v in mine if v.size == mine[0].size]
 
 
-def seed_objects(segmenter: Encoder, views: Sequence[SeedView], ids: Sequence[int],
+def seed_objects(seeding: Seeding, views: Sequence[SeedView], ids: Sequence[int],
                  loaded: Dict[int, dict]) -> Tuple[List[ObjectState], Timings]:
     """Per-object state for ``ids`` from their masks on ``views``, and the fit and decoder time it
     took; ``loaded`` (id -> a record of :meth:`~persam_video.tracking.segmenter.VideoSegmenter.state_dict`)
-    supplies targets and weights instead of computing them. The segmenter encodes and decodes; its objects are not
-    touched. The objects come back with no box prior: the caller places them."""
-    device = segmenter.device
+    supplies targets and weights instead of computing them. The objects come back with no box prior: the
+    caller places them."""
+    device = seeding.device
     targets: Dict[int, List[persam.Target]] = {k: [] for k in ids}
     for view in views:
-        encode(segmenter, view)
+        seeding.show(view)
         for k in ids:
             if k in view.masks and k not in loaded and view.masks[k].any():
-                targets[k].append(persam.target_embedding(segmenter.predictor, view.masks[k],
-                                                          segmenter.options.target_mode))
+                targets[k].append(persam.target_embedding(seeding.predictor, view.masks[k],
+                                                          seeding.options.target_mode))
     objects = []
     for k in ids:
         if k in loaded:
@@ -105,7 +106,7 @@ def seed_objects(segmenter: Encoder, views: Sequence[SeedView], ids: Sequence[in
         else:
             objects.append(ObjectState(k, *persam.combine_targets(targets[k])))
     spent = Timings()
-    _references(segmenter, objects, views, loaded, spent)
+    _references(seeding, objects, views, loaded, spent)
     return objects, spent
 
 
@@ -115,10 +116,10 @@ def _place(objects: List[ObjectState], view: SeedView, rows: List[int], options)
         objects[i].place(view.masks[objects[i].obj_id], options)
 
 
-def _references(segmenter: Encoder, objects: List[ObjectState], views: Sequence[SeedView],
+def _references(seeding: Seeding, objects: List[ObjectState], views: Sequence[SeedView],
                 loaded: Dict[int, dict], spent: Timings) -> None:
     """The re-detection reference, PerSAM-F's fit and the quality gate's reference of every object."""
-    opts = segmenter.options
+    opts = seeding.options
     similarity: Dict[int, List[float]] = {o.obj_id: [] for o in objects}
     fits: Dict[int, List[Tuple[torch.Tensor, torch.Tensor]]] = {o.obj_id: [] for o in objects}
     to_fit = {o.obj_id: fit_views(views, o.obj_id) for o in objects if opts.method == "persam-f"}
@@ -126,9 +127,9 @@ def _references(segmenter: Encoder, objects: List[ObjectState], views: Sequence[
         rows = [i for i, o in enumerate(objects) if o.obj_id in view.masks and o.feature is not None]
         if not rows:
             continue
-        encode(segmenter, view)
+        seeding.show(view)
         _place(objects, view, rows, opts)
-        maps = persam.confidence_maps(segmenter.predictor, torch.stack([objects[i].feature for i in rows]))
+        maps = persam.confidence_maps(seeding.predictor, torch.stack([objects[i].feature for i in rows]))
         for i, sim in zip(rows, maps):
             inside = torch.as_tensor(view.masks[objects[i].obj_id], device=sim.device)
             similarity[objects[i].obj_id].append(float(sim[inside].max()) if bool(inside.any()) else float(sim.max()))
@@ -136,32 +137,32 @@ def _references(segmenter: Encoder, objects: List[ObjectState], views: Sequence[
                     and any(v is view for v in to_fit.get(objects[i].obj_id, []))]
         if fit_here:
             start = time.perf_counter()
-            logits = _fit_logits(segmenter, [objects[rows[j]] for j in fit_here], maps[fit_here])
+            logits = _fit_logits(seeding, [objects[rows[j]] for j in fit_here], maps[fit_here])
             for j, row_logits in zip(fit_here, logits):
                 obj_id = objects[rows[j]].obj_id
-                fits[obj_id].append((row_logits, torch.as_tensor(view.masks[obj_id], device=segmenter.device)))
+                fits[obj_id].append((row_logits, torch.as_tensor(view.masks[obj_id], device=seeding.device)))
             spent.fit += time.perf_counter() - start
     for obj in objects:
         if obj.obj_id not in loaded and similarity[obj.obj_id]:
             obj.reference_similarity = float(np.mean(similarity[obj.obj_id]))
     _fit(objects, fits, opts, spent)
     if opts.quality_gate > 0:
-        _quality(segmenter, objects, views, spent)
+        _quality(seeding, objects, views, spent)
     for obj in objects:
         obj.unplace()
 
 
 @torch.no_grad()
-def _fit_logits(segmenter: Encoder, objs: List[ObjectState], maps: torch.Tensor) -> torch.Tensor:
+def _fit_logits(seeding: Seeding, objs: List[ObjectState], maps: torch.Tensor) -> torch.Tensor:
     """The decoder's three logits (N, 3, H, W) for the fit's prompt of each object of ``objs``: its top
     confidence point and its anchor, with its mask's box."""
-    device = segmenter.device
+    device = seeding.device
     points = persam.top_points(maps, 1)
-    centres = torch.as_tensor(np.stack([o.anchor(segmenter.options) for o in objs]), device=device)
+    centres = torch.as_tensor(np.stack([o.anchor(seeding.options) for o in objs]), device=device)
     prompts = persam.Prompts(points=torch.cat((points, centres[:, None]), dim=1),
                              labels=torch.ones(len(objs), 2, device=device),
                              boxes=torch.as_tensor(np.stack([o.box for o in objs]), dtype=torch.float32, device=device))
-    return persam.predict(segmenter.predictor, prompts).logits
+    return persam.predict(seeding.predictor, prompts).logits
 
 
 def _fit(objects: List[ObjectState], fits: Dict[int, List[Tuple[torch.Tensor, torch.Tensor]]], opts,
@@ -191,22 +192,23 @@ def _fit(objects: List[ObjectState], fits: Dict[int, List[Tuple[torch.Tensor, to
 
 
 @torch.no_grad()
-def _quality(segmenter: Encoder, objects: List[ObjectState], views: Sequence[SeedView],
+def _quality(seeding: Seeding, objects: List[ObjectState], views: Sequence[SeedView],
              spent: Timings) -> None:
     """The quality gate's reference: each object decoded on its images as a later frame would be
     (their masks' box priors), SAM's predicted IoU averaged over them."""
     scores: Dict[int, List[float]] = {o.obj_id: [] for o in objects}
     for view in views:
         rows = [i for i, o in enumerate(objects) if o.obj_id in view.masks and o.feature is not None]
-        _place(objects, view, rows, segmenter.options)
+        _place(objects, view, rows, seeding.options)
         boxed = [j for j, i in enumerate(rows) if objects[i].box is not None]
         if not boxed:
             continue
-        encode(segmenter, view)
+        seeding.show(view)
         start = time.perf_counter()
-        maps = persam.confidence_maps(segmenter.predictor, torch.stack([objects[i].feature for i in rows]))
+        maps = persam.confidence_maps(seeding.predictor, torch.stack([objects[i].feature for i in rows]))
         rows = [rows[j] for j in boxed]
-        result = segmenter.decode([objects[i] for i in rows], maps[boxed], with_box=True, gate=False)
+        result = decode_objects(seeding.predictor, [objects[i] for i in rows], maps[boxed], True, seeding.options,
+                                objects if seeding.flow else None, gate=False)
         for i, score in zip(rows, result.scores.tolist()):
             scores[objects[i].obj_id].append(score)
         spent.decoder += time.perf_counter() - start

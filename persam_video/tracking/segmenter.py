@@ -1,12 +1,14 @@
 """The video tracker: per-object state across frames around the per-frame PerSAM method.
 
     segmenter = VideoSegmenter(load_sam("small"), TrackerOptions(method="persam-f"))
-    segmenter.seed_frame(first_frame_rgb, seed_labels)            # seeds (and fits PerSAM-F)
+    segmenter.seed_frame(first_frame_rgb, seed_labels)       # seeds (and fits PerSAM-F)
     for index, labels in segmenter.propagate(more_frames):   # streams label maps
         ...
 
 The image encoder runs once per frame for all objects; the decoder runs batched across
-objects. State is kept per object id, so an object that vanishes never shifts the others.
+objects. State is kept per object id, so an object that vanishes never shifts the others. The
+segmenter owns its objects, its options and its feature store (prompted frames and references,
+encoded once); seeding and decoding are functions it calls and that never call it back.
 """
 from __future__ import annotations
 
@@ -20,22 +22,28 @@ import torch
 from .. import persam
 from ..errors import PersamError, check_size
 from ..io.masks import object_ids
+from ..model.features import Features, FeatureStore
 from ..model.predictor import FramePredictor
 from ..options import TrackerOptions
-from .follow import follow, guard_leaks, negative_points, within_boxes
-from .memory import keep_targets, object_maps
+from .decode_objects import decode_objects
+from .follow import follow, guard_leaks
 from .motion import MotionPrior
-from .seeding import SeedView, seed_objects
-from .state import STATE_VERSION, ObjectState, Timings
+from .object_state import STATE_VERSION, ObjectState, Timings
+from .seeding import Seeding, SeedView, seed_objects
+from .target_memory import keep_targets, object_maps
+
+STORE_CAPACITY = 32  # prompted frames and references kept encoded (the least recently used dropped)
 
 
 class VideoSegmenter:
-    """PerSAM / PerSAM-F over a video: seed once with :meth:`init`, then :meth:`step` per frame."""
+    """PerSAM / PerSAM-F over a video: seed once with :meth:`seed_frame` (or :meth:`seed`), then
+    :meth:`step` per frame."""
 
     def __init__(self, model: torch.nn.Module, options: Optional[TrackerOptions] = None):
         self.model = model
         self.options = options or TrackerOptions()
         self.predictor = FramePredictor(model)
+        self.store = FeatureStore(self._encode, STORE_CAPACITY)
         self.objects: List[ObjectState] = []
         self.timings = Timings()
         self.results: List[Tuple[int, float, bool]] = []
@@ -58,7 +66,7 @@ class VideoSegmenter:
         loaded = self.check_state(state, ids) if state is not None else {}
         self._set_frame_size(seed.shape)
         self._seed([SeedView({k: seed == k for k in ids}, key=("init",), image=image)], ids, loaded)
-        self.predictor.forget()
+        self.store.retain()
         labels = np.where(np.isin(seed, ids), seed, 0).astype(np.uint8)
         self.place(labels, ids)
         if self.motion is not None:
@@ -80,10 +88,31 @@ class VideoSegmenter:
         self.motion = MotionPrior(self._frame_size) if self.options.propagation == "flow" else None
 
     def _seed(self, views: Sequence[SeedView], ids: Sequence[int], loaded: Dict[int, dict]) -> None:
-        objects, spent = seed_objects(self, views, ids, loaded)
+        seeding = Seeding(self.predictor, self.store, self.options, flow=self.motion is not None)
+        objects, spent = seed_objects(seeding, views, ids, loaded)
         self.objects = objects
         self.timings.fit += spent.fit
         self.timings.decoder += spent.decoder
+
+    def set_options(self, options: TrackerOptions) -> None:
+        """Track with ``options`` from the next seeding on."""
+        self.options = options
+
+    def clear(self) -> None:
+        """Forget every object and every stored image."""
+        self.objects = []
+        self.store.retain()
+
+    def keep_images(self, keys: Iterable[Hashable]) -> None:
+        """Drop every stored image but those of ``keys``."""
+        self.store.retain(keys)
+
+    def click_mask(self, key: Hashable, image, points: Optional[np.ndarray], labels: Optional[np.ndarray],
+                   box: Optional[np.ndarray] = None) -> np.ndarray:
+        """SAM's mask for clicks and a box on the image ``key`` (encoded once, through the store;
+        ``image`` as :meth:`FeatureStore.get` takes it)."""
+        self.predictor.use(self.store.get(key, image))
+        return self.predictor.click_mask(points, labels, box)
 
     def place(self, labels: np.ndarray, ids: Sequence[int]) -> None:
         """Set the objects ``ids`` where ``labels`` has them, as a prompt does: their box prior and
@@ -177,69 +206,21 @@ class VideoSegmenter:
         return self.predictor.device
 
     def encode(self, image: np.ndarray) -> None:
-        """Run the image encoder on ``image`` (RGB uint8) and count its time."""
+        """Run the image encoder on ``image`` (RGB uint8), making it the current image, and count its time."""
+        self._encode(image)
+
+    def _encode(self, image: np.ndarray) -> Features:
         start = time.perf_counter()
-        self.predictor.set_image(image)
+        features = self.predictor.encode(image)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         self.timings.encoder += time.perf_counter() - start
+        return features
 
-    def encode_kept(self, key: Hashable, image: Optional[np.ndarray]) -> None:
-        """Make the image kept as ``key`` the predictor's current one, encoding ``image`` and keeping
-        it under ``key`` the first time (the predictor's store of encoded frames)."""
-        if self.predictor.recall(key):
-            return
-        if image is None:
-            raise RuntimeError(f"no image for {key!r}, and none was kept")
-        self.encode(image)
-        self.predictor.keep(key)
-
-    def decode(self, objs: List[ObjectState], maps: torch.Tensor, with_box: bool,
-               gate: bool = True) -> persam.CascadeResult:
-        """Decode the objects ``objs`` together; with ``gate``, objects that fail the
-        re-detection or quality gate get ``-inf`` logits (not found)."""
-        opts = self.options
-        boxes = torch.as_tensor(np.stack([o.box for o in objs]), dtype=torch.float32, device=self.device) \
-            if with_box else None
-        flowing = boxes is not None and self.motion is not None  # the flow prior's points: see follow.py
-        chosen_from = within_boxes(maps, boxes) if flowing else maps
-        points = [persam.top_points(chosen_from, opts.topk)]
-        if with_box:
-            centres = np.stack([o.anchor(opts) for o in objs])
-            points.append(torch.as_tensor(centres, device=self.device)[:, None])
-        n_pos = sum(p.shape[1] for p in points)
-        labels = [torch.ones(len(objs), n_pos, device=self.device)]
-        if opts.negative_point:
-            points.append(persam.lowest_point(maps))
-            labels.append(torch.zeros(len(objs), 1, device=self.device))
-        negatives = negative_points(objs, self.objects, self.device) if flowing else None
-        if negatives is not None:
-            points.append(negatives[0])
-            labels.append(negatives[1])
-        prompts = persam.Prompts(torch.cat(points, dim=1), torch.cat(labels, dim=1), boxes)
-        switches = persam.Switches(opts.guided_attention, opts.semantic_prompt)
-        means = torch.stack([o.mean for o in objs]) if opts.semantic_prompt else None
-        if opts.method == "persam-f":
-            weights = torch.stack([o.weights if o.weights is not None
-                                   else torch.full((2,), 1 / 3, device=self.device) for o in objs])
-            result = persam.decode_persam_f(self.predictor, prompts, weights, switches, maps, means,
-                                            clip_to_box=opts.box_clip)
-        else:
-            result = persam.decode_persam(self.predictor, prompts, switches, maps, means, clip_to_box=opts.box_clip)
-        if not gate:
-            return result
-        rejected = torch.zeros(len(objs), dtype=torch.bool, device=self.device)
-        if not with_box or self.motion is not None:
-            # re-detection: accept only where the target is clearly there (with flow, in the box prior too,
-            # so that an object that left is not painted on what the carried mask lies on)
-            top = chosen_from.flatten(1).max(dim=1).values
-            needed = torch.tensor([o.reference_similarity * opts.redetect_ratio for o in objs], device=self.device)
-            rejected |= top < needed
-        if opts.quality_gate > 0:
-            needed = torch.tensor([o.reference_quality * opts.quality_gate for o in objs], device=self.device)
-            rejected |= result.scores < needed
-        result.logits[rejected] = float("-inf")
-        return persam.CascadeResult(result.logits, result.found & ~rejected, result.scores)
+    def decode(self, objs: List[ObjectState], maps: torch.Tensor, with_box: bool) -> persam.CascadeResult:
+        """Decode the objects ``objs`` together on the current frame, gated (:func:`decode_objects`)."""
+        return decode_objects(self.predictor, objs, maps, with_box, self.options,
+                              self.objects if self.motion is not None else None)
 
     def _update_boxes(self, labels: np.ndarray, skip: Iterable[int] = ()) -> None:
         """Each object's next box prior from this frame's label map (kept a while if it vanished);
@@ -273,17 +254,12 @@ class VideoSegmenter:
     # ------------------------------------------------------------- state I/O
     def places(self) -> Dict[int, dict]:
         """Where each object is (box prior, anchor, frames missing): the state that changes per frame."""
-        return {o.obj_id: {"box": None if o.box is None else [int(v) for v in o.box],
-                           "interior": None if o.interior is None else [float(v) for v in o.interior],
-                           "missing": o.missing} for o in self.objects}
+        return {o.obj_id: o.place_record() for o in self.objects}
 
     def load_places(self, places: Dict[int, dict]) -> None:
         """Put back what :meth:`places` gave."""
         for obj in self.objects:
-            record = places[obj.obj_id]
-            obj.box = None if record["box"] is None else np.array(record["box"], dtype=np.int64)
-            obj.interior = None if record["interior"] is None else np.array(record["interior"], dtype=np.float32)
-            obj.missing = int(record["missing"])
+            obj.load_place(places[obj.obj_id])
 
     def motion_state(self) -> Optional[dict]:
         """The motion prior's last frame as tensors (what ``torch.load(weights_only=True)`` reads back);
@@ -297,32 +273,16 @@ class VideoSegmenter:
             self.motion.load(None if state is None else {key: value.numpy() for key, value in state.items()})
 
     def track_state(self) -> dict:
-        """Everything the tracker needs to go on from here: per object the fitted state and kept
-        targets (tensors on the CPU) and :meth:`places`; the motion prior's last frame.
-        :meth:`load_track_state` restores it bit for bit."""
-        places = self.places()
+        """Everything the tracker needs to go on from here: each object's record
+        (:meth:`ObjectState.record`) and the motion prior's last frame. :meth:`load_track_state`
+        restores it bit for bit."""
         return {"frame_size": list(self._frame_size) if self._frame_size else None, "motion": self.motion_state(),
-                "objects": [
-            {"obj_id": o.obj_id, "feature": None if o.feature is None else o.feature.cpu(),
-             "mean": None if o.mean is None else o.mean.cpu(),
-             "weights": None if o.weights is None else o.weights.cpu(),
-             "reference_similarity": o.reference_similarity, "reference_quality": o.reference_quality,
-             "memory": [t.cpu() for t in o.memory], "areas": list(o.areas), "since_kept": o.since_kept,
-             **places[o.obj_id]} for o in self.objects]}
+                "objects": [o.record() for o in self.objects]}
 
     def load_track_state(self, state: dict, frame_size: Tuple[int, int]) -> None:
         """Restore a :meth:`track_state` for a video of ``frame_size`` (height, width)."""
-        def device(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-            return None if t is None else t.to(self.device)
-
         self._set_frame_size(frame_size)
-        self.objects = [ObjectState(r["obj_id"], device(r["feature"]), device(r["mean"]),
-                                    reference_similarity=r["reference_similarity"],
-                                    reference_quality=r["reference_quality"], weights=device(r["weights"]),
-                                    memory=[device(t) for t in r.get("memory", [])], areas=list(r.get("areas", [])),
-                                    since_kept=int(r.get("since_kept", 0)))
-                        for r in state["objects"]]
-        self.load_places({r["obj_id"]: r for r in state["objects"]})
+        self.objects = [ObjectState.from_record(r, self.device) for r in state["objects"]]
         self.load_motion(state.get("motion"))
 
     def state_dict(self) -> dict:

@@ -17,20 +17,19 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ..errors import PersamError
-from ..io.frames import Frame, FrameSource, prefetch
+from ..io.frames import FrameSource, frames_backward, prefetch
+from ..io.prompts import Prompt, PromptSet, Reference, as_points, check_prompt, check_prompt_set, check_reference
 from ..options import TrackerOptions
-from .prompts import Prompt, PromptSet, Reference, as_points, check_prompt, check_prompt_set, check_reference
 from .seeding import SeedView
 from .segmenter import VideoSegmenter
 
 DIRECTIONS = ("both", "forward", "backward")
-BACKWARD_CHUNK = 32  # frames decoded at once, in order, for a backward pass
 
 
 @dataclass
@@ -51,21 +50,6 @@ class FrameResult:
     name: str
     labels: np.ndarray
     objects: List[ObjectResult]
-
-
-def frames_backward(source: FrameSource, first: int, chunk: int = BACKWARD_CHUNK) -> Iterator[Frame]:
-    """Frames ``first``, ``first - 1``, ..., 0: decoded ``chunk`` at a time in order and yielded reversed,
-    so at most ``chunk`` frames are held (a video file is decoded from its start for each chunk)."""
-    high = first
-    while high >= 0:
-        low = max(0, high - chunk + 1)
-        stream = source.frames(low)
-        try:
-            batch = [next(stream) for _ in range(high - low + 1)]
-        finally:
-            stream.close()
-        yield from reversed(batch)
-        high = low - 1
 
 
 class VideoSession:
@@ -97,13 +81,13 @@ class VideoSession:
         return sorted({f for f, _ in self._prompts})
 
     def add_points(self, frame_index: int, obj_id: int, points: Optional[Sequence], labels: Optional[Sequence] = None,
-                   box: Optional[Sequence[float]] = None) -> np.ndarray:
+                   box: Optional[Sequence[float]] = None, *, checked: bool = False) -> np.ndarray:
         """Clicks (``points`` (P, 2) x, y pixels; ``labels`` 1 positive / 0 negative, default all 1) and
         optionally a box for ``obj_id`` on ``frame_index``; returns SAM's (H, W) bool mask for all the
         clicks of that frame and object, which seeds the object there as :meth:`add_mask` would.
 
         One click without a box gives the best of SAM's three masks by predicted IoU; several clicks
-        or a box give SAM's single mask (SamPredictor's rule)."""
+        or a box give SAM's single mask (SamPredictor's rule). ``checked``: its set was checked already."""
         key = (int(frame_index), int(obj_id))
         earlier = self._prompts.get(key)
         pts = lab = None
@@ -115,7 +99,8 @@ class VideoSession:
                 lab = earlier.labels if lab is None else np.concatenate((earlier.labels, lab))
             box = earlier.box if box is None else box
         prompt = Prompt(key[0], key[1], pts, lab, None if box is None else np.asarray(box, np.float32).reshape(4))
-        check_prompt(prompt, self.source.size, len(self.source))
+        if not checked:
+            check_prompt(prompt, self.source.size, len(self.source))
         mask = self._decode_clicks(prompt)
         self._prompts[key], self._masks[key] = prompt, mask
         return mask.copy()
@@ -141,41 +126,43 @@ class VideoSession:
         see :meth:`add_points`."""
         return self.add_points(frame_index, obj_id, None, None, box=box)
 
-    def add_mask(self, frame_index: int, obj_id: int, mask: np.ndarray) -> np.ndarray:
+    def add_mask(self, frame_index: int, obj_id: int, mask: np.ndarray, *, checked: bool = False) -> np.ndarray:
         """``obj_id``'s (H, W) mask on ``frame_index``; replaces its clicks there. Returns it (bool)."""
         prompt = Prompt(int(frame_index), int(obj_id), mask=np.asarray(mask).astype(bool))
-        check_prompt(prompt, self.source.size, len(self.source))
+        if not checked:
+            check_prompt(prompt, self.source.size, len(self.source))
         key = (prompt.frame, prompt.obj_id)
         self._prompts[key], self._masks[key] = prompt, prompt.mask
         return prompt.mask.copy()
 
-    def add_reference(self, image: np.ndarray, obj_id: int, mask: np.ndarray) -> None:
+    def add_reference(self, image: np.ndarray, obj_id: int, mask: np.ndarray, *, checked: bool = False) -> None:
         """``obj_id`` shown on an image from outside the clip (RGB (H, W, 3), mask (H, W)). Its target
         (and PerSAM-F weights, when it has no prompt in the clip) come from there; in the clip it has
         no box prior until found: each frame is searched whole with the re-detection gate."""
         reference = Reference(int(obj_id), np.asarray(image, dtype=np.uint8), np.asarray(mask).astype(bool))
-        check_reference(reference)
+        if not checked:
+            check_reference(reference)
         self._reference_keys += 1
         self._references.append((reference, SeedView({reference.obj_id: reference.mask},
                                                      key=("reference", self._reference_keys), image=reference.image,
                                                      in_clip=False)))
 
     def add_prompt_set(self, prompt_set: PromptSet) -> None:
-        """Add every prompt and reference of ``prompt_set`` (as :func:`persam_video.tracking.prompts.load_prompts`
+        """Add every prompt and reference of ``prompt_set`` (as :func:`persam_video.io.prompts.load_prompts`
         reads them), checked first against the video; clicks on one frame and object accumulate."""
-        check_prompt_set(prompt_set, self.source.size, len(self.source))
+        check_prompt_set(prompt_set, self.source.size, len(self.source))  # the one check; the adds below skip theirs
         for p in prompt_set.prompts:
             if p.mask is not None:
-                self.add_mask(p.frame, p.obj_id, p.mask)
+                self.add_mask(p.frame, p.obj_id, p.mask, checked=True)
             else:
-                self.add_points(p.frame, p.obj_id, p.points, p.labels, box=p.box)
+                self.add_points(p.frame, p.obj_id, p.points, p.labels, box=p.box, checked=True)
         for r in prompt_set.references:
-            self.add_reference(r.image, r.obj_id, r.mask)
+            self.add_reference(r.image, r.obj_id, r.mask, checked=True)
 
     def set_options(self, options: TrackerOptions) -> None:
         """Track with ``options`` from the next :meth:`propagate` on (prompts and references are kept)."""
         self.options = options
-        self.segmenter.options = options
+        self.segmenter.set_options(options)
 
     def remove_object(self, obj_id: int) -> None:
         """Forget every prompt and reference of ``obj_id``."""
@@ -189,19 +176,13 @@ class VideoSession:
         self._prompts.clear()
         self._masks.clear()
         self._references.clear()
-        self.segmenter.predictor.forget()
-        self.segmenter.objects = []
+        self.segmenter.clear()
         self._position = None
 
     def prompt_set(self) -> PromptSet:
         """Everything added so far (clicks as points/box, masks as arrays), to save or replay."""
         prompts = [copy.deepcopy(self._prompts[key]) for key in sorted(self._prompts)]
         return PromptSet(prompts, [copy.deepcopy(r) for r, _ in self._references])
-
-    def mask_of(self, frame_index: int, obj_id: int) -> Optional[np.ndarray]:
-        """The mask the prompt of ``obj_id`` on ``frame_index`` gives, or None without one."""
-        mask = self._masks.get((frame_index, obj_id))
-        return None if mask is None else mask.copy()
 
     # ------------------------------------------------------------- propagation
     @property
@@ -217,7 +198,7 @@ class VideoSession:
 
         ``resume`` (a :meth:`checkpoint` taken after some frame of a run with the same prompts)
         continues that run after that frame instead of seeding again. ``state`` (from
-        :func:`persam_video.tracking.state.load_state`) supplies fitted targets and weights."""
+        :func:`persam_video.tracking.object_state.load_state`) supplies fitted targets and weights."""
         if direction not in DIRECTIONS:
             raise PersamError(f"the direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
         if not self._prompts and not self._references:
@@ -247,12 +228,9 @@ class VideoSession:
 
     def prepare(self, state: Optional[dict] = None) -> None:
         """Seed the tracker's objects from every prompt and reference (targets, PerSAM-F weights);
-        ``state`` (from :func:`persam_video.tracking.state.load_state`) supplies them for its objects."""
-        views = []
-        for frame in self.prompted_frames:
-            self._encode_frame(frame)
-            views.append(SeedView({k: self._masks[(f, k)] for f, k in sorted(self._masks) if f == frame},
-                                  key=("frame", frame)))
+        ``state`` (from :func:`persam_video.tracking.object_state.load_state`) supplies them for its objects."""
+        views = [SeedView({k: self._masks[(f, k)] for f, k in sorted(self._masks) if f == frame},
+                          key=("frame", frame), image=self._reader(frame)) for frame in self.prompted_frames]
         views.extend(view for _, view in self._references)
         loaded = {} if state is None else self.segmenter.check_state(state, self.object_ids)
         self.segmenter.seed(views, self.object_ids, self.source.size, loaded)
@@ -299,19 +277,17 @@ class VideoSession:
     # ------------------------------------------------------------- internals
     def _prune(self) -> None:
         """Drop the image embeddings of frames no longer prompted and of references removed."""
-        self.segmenter.predictor.forget([("frame", f) for f in self.prompted_frames] +
-                                        [view.key for _, view in self._references])
+        self.segmenter.keep_images([("frame", f) for f in self.prompted_frames] +
+                                   [view.key for _, view in self._references])
 
-    def _encode_frame(self, frame: int) -> None:
-        """Make ``frame`` the predictor's current image, encoding it once while it is prompted
-        (:meth:`prepare` needs it again)."""
-        if not self.segmenter.predictor.recall(("frame", frame)):
-            self.segmenter.encode_kept(("frame", frame), self.source.read(frame).image)
+    def _reader(self, frame: int) -> Callable[[], np.ndarray]:
+        """What reads ``frame``'s pixels when the segmenter's feature store does not hold it."""
+        return lambda: self.source.read(frame).image
 
     def _decode_clicks(self, prompt: Prompt) -> np.ndarray:
         """SAM's mask for a prompt's clicks and box (SamPredictor, multimask for one click alone)."""
-        self._encode_frame(prompt.frame)
-        mask = self.segmenter.predictor.click_mask(prompt.points, prompt.labels, prompt.box)
+        mask = self.segmenter.click_mask(("frame", prompt.frame), self._reader(prompt.frame),
+                                         prompt.points, prompt.labels, prompt.box)
         if not mask.any():
             self._prune()
             raise PersamError(f"SAM finds nothing at the prompt of {prompt.describe()}: click inside the object "

@@ -2,7 +2,7 @@
 
 ``labels`` (zip of the label PNGs), ``overlay`` (mp4), ``mattes`` and ``cutouts`` (zips of PNGs,
 from :func:`persam_video.export.export`) and ``prompts`` (the JSON ``segment --prompts`` reads,
-from :func:`persam_video.tracking.prompts.save_prompts`; a zip when it comes with mask files). Each file
+from :func:`persam_video.io.prompts.save_prompts`; a zip when it comes with mask files). Each file
 is built in the session's folder under a temporary name and renamed when complete.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Callable, Dict
 
 from ..export import export
 from ..io.files import atomic_write
-from .state import BrowserSession
+from .browser_session import BrowserSession
 from .video import UiError
 
 
@@ -74,7 +74,7 @@ def _pngs(kind: str) -> Callable[[BrowserSession, Path], Download]:
 
 
 def _prompts(session: BrowserSession, out: Path) -> Download:
-    from ..tracking.prompts import save_prompts
+    from ..io.prompts import save_prompts
     folder = _fresh(out / "prompts")
     save_prompts(session.video_session.prompt_set(), folder / "prompts.json")
     stem = _stem(session)

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from .state import BrowserSession
+from .browser_session import BrowserSession
 from .video import UiError, display_name, too_large
 
 PAGE = Path(__file__).resolve().parent / "static" / "photos.html"

@@ -22,6 +22,7 @@ from PIL import Image
 from ..errors import PersamError
 from ..export.render import cutout_frame, matte_frame, overlay_frame
 from ..io.photos import read_photo
+from ..model.features import FeatureStore
 from ..model.predictor import FramePredictor
 from ..photos.personalizer import ImagePersonalizer, ObjectOnPhoto, PhotoOptions, PhotoReference
 from .video import UiError
@@ -72,6 +73,7 @@ class PhotoWorkspace:
         self.model = model
         self.model_lock = model_lock
         self.predictor: Optional[FramePredictor] = None  # for clicks, made at the first one
+        self.clicked_store: Optional[FeatureStore] = None  # the photo last clicked, kept encoded
         self.lock = threading.RLock()
         self.reference: Optional[Clicked] = None
         self.photos: List[PhotoEntry] = []
@@ -198,10 +200,8 @@ class PhotoWorkspace:
         points = target.points + [(x, y, positive)]
         with self.model_lock:  # the photo last clicked stays encoded: more clicks on it cost no encoder pass
             self.predictor = self.predictor or FramePredictor(self.model)
-            if not self.predictor.recall(target.key):
-                self.predictor.set_image(target.image)
-                self.predictor.keep(target.key)
-                self.predictor.forget(keep=[target.key])
+            self.clicked_store = self.clicked_store or self.predictor.store(capacity=1)
+            self.predictor.use(self.clicked_store.get(target.key, target.image))
             mask = self.predictor.click_mask(np.array([p[:2] for p in points], np.float32),
                                              np.array([int(p[2]) for p in points]))
         if not mask.any():

@@ -30,9 +30,9 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import PersamError, error_line
 from ..export.render import cutout_frame, matte_frame, overlay_frame
 from ..options import TrackerOptions
+from .browser_session import BrowserSession
 from .downloads import build_download
 from .photo_routes import add_photo_routes
-from .state import BrowserSession
 from .store import SessionStore
 from .video import UiError, display_name, save_upload, too_large
 

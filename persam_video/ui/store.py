@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Dict, Optional
 
 from ..options import TrackerOptions
-from .state import BrowserSession
+from .browser_session import BrowserSession
 from .video import UiError
 
 

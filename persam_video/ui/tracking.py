@@ -9,12 +9,20 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from dataclasses import replace
 from typing import Callable, Iterator, Optional
 
 from ..errors import PersamError, error_line
 from ..io.writer import LabelWriter
+from ..options import TrackerOptions
 
 RUNNING, DONE, CANCELLED, FAILED = "running", "done", "cancelled", "failed"
+
+
+def with_motion(options: TrackerOptions, on: bool) -> TrackerOptions:
+    """``options`` with the motion prior the page's "follow motion" switch stands for: flow and the
+    leak guard at 1 (the setting measured best, docs/method.md), or neither."""
+    return replace(options, propagation="flow" if on else "none", leak_guard=1.0 if on else 0.0)
 
 
 class TrackJob:

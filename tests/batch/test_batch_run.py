@@ -214,9 +214,9 @@ def test_a_rerun_skips_done_clips_and_names_a_changed_entry(clips, reference, sm
 def test_prompts_files_and_references_run_the_prompting_pipeline(machine_bf16, clips, small_model, small_checkpoint,
                                                                  tmp_path, capsys):
     from persam_video.io.masks import read_label_png
+    from persam_video.io.prompts import PromptSet, Reference, load_prompts, read_image
     from persam_video.options import TrackerOptions
     from persam_video.pipeline import segment_video
-    from persam_video.tracking.prompts import PromptSet, Reference, load_prompts, read_image
 
     manifest, names = clips
     davis = manifest.parent / "davis"

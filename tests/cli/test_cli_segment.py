@@ -14,7 +14,7 @@ from persam_video.cli import main
 from persam_video.cli.common import add_method_options, tracker_options
 from persam_video.demo_clip import make_clip
 from persam_video.io.masks import DAVIS_PALETTE, read_label_png
-from persam_video.progress import RESUME_NAME
+from persam_video.resume_file import RESUME_NAME
 
 
 @pytest.fixture(scope="module")

@@ -14,16 +14,16 @@ import pytest
 from conftest import BF16_MACHINES, assert_one_line_error, run_cli, write_frame_folder, write_seed
 
 import persam_video.io.writer as writer_module
-import persam_video.progress as resume_module
+import persam_video.resume_file as resume_module
 from persam_video.cli import segment as segment_cli
 from persam_video.errors import PersamError
 from persam_video.io.files import leftover_temporaries
 from persam_video.io.masks import read_label_png
+from persam_video.io.prompts import Prompt, PromptSet
 from persam_video.io.writer import LabelWriter, WriteBehind
 from persam_video.options import TrackerOptions
 from persam_video.pipeline import segment_video
-from persam_video.progress import read_progress
-from persam_video.tracking.prompts import Prompt, PromptSet
+from persam_video.resume_file import read_progress
 from persam_video.tracking.segmenter import VideoSegmenter
 
 N_FRAMES = 8

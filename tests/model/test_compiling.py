@@ -18,7 +18,7 @@ from persam_video.model import compiling
 from persam_video.model.loading import CACHE_ENV, ModelSpec, load_sam
 from persam_video.options import TrackerOptions
 from persam_video.pipeline import run_numerics
-from persam_video.progress import weights_digest
+from persam_video.resume_file import weights_digest
 from persam_video.tracking.segmenter import VideoSegmenter
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")

@@ -95,22 +95,3 @@ def test_bad_input_is_one_clear_error(pair):
         fresh.set_image(np.zeros((10, 12, 3), np.int32))
     with pytest.raises(PersamError, match="image_format"):
         fresh.set_image(np.zeros((10, 12, 3), np.uint8), image_format="RGBA")
-
-
-def test_the_store_of_encoded_images_brings_one_back_exactly(pair):
-    _, ours = pair
-    first, second = random_frame((60, 80), seed=1), random_frame((90, 70), seed=2)
-    ours.set_image(first)
-    features, sizes = ours.features.clone(), (ours.original_size, ours.input_size)
-    ours.keep(("frame", 0))
-    ours.set_image(second)
-    assert not torch.equal(ours.features, features)
-    assert ours.recall(("frame", 0))
-    assert torch.equal(ours.features, features) and (ours.original_size, ours.input_size) == sizes
-    masks, _, _ = ours.predict(point_coords=np.array([[30.0, 20.0]]), point_labels=np.array([1]))
-    assert masks.shape[1:] == (60, 80)  # the recalled image's size
-    ours.keep(("frame", 1))
-    ours.forget(keep=[("frame", 1)])
-    assert ours.kept() == [("frame", 1)] and not ours.recall(("frame", 0))
-    ours.forget()
-    assert ours.kept() == []

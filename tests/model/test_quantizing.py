@@ -13,7 +13,7 @@ from persam_video.errors import PersamError
 from persam_video.model.loading import ModelSpec, load_sam
 from persam_video.model.quantizing import check_quantize
 from persam_video.options import TrackerOptions
-from persam_video.progress import weights_digest
+from persam_video.resume_file import weights_digest
 
 
 def test_int8_is_opt_in_and_cpu_only():

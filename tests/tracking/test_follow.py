@@ -10,10 +10,11 @@ from persam_video.davis.metrics import j_measure
 from persam_video.demo_clip import make_clip
 from persam_video.model.loading import load_sam
 from persam_video.options import OptionError, TrackerOptions
+from persam_video.tracking import decode_objects as decode_objects_module
 from persam_video.tracking import segmenter as segmenter_module
 from persam_video.tracking.follow import follow, guard_leaks, negative_points
+from persam_video.tracking.object_state import ObjectState
 from persam_video.tracking.segmenter import VideoSegmenter
-from persam_video.tracking.state import ObjectState
 
 
 def _disc(size, centre, radius):
@@ -80,8 +81,10 @@ def test_switches_off_never_reach_the_motion_code(small_model, clip, monkeypatch
     def refuse(*args, **kwargs):
         raise AssertionError("motion code ran with the switches off")
 
-    for name in ("follow", "negative_points", "within_boxes", "guard_leaks", "keep_targets", "MotionPrior"):
+    for name in ("follow", "guard_leaks", "keep_targets", "MotionPrior"):
         monkeypatch.setattr(segmenter_module, name, refuse)
+    for name in ("negative_points", "within_boxes"):
+        monkeypatch.setattr(decode_objects_module, name, refuse)
     seg = VideoSegmenter(small_model, TrackerOptions(method="persam"))
     seg.seed_frame(clip.frames[0], clip.labels[0])
     for frame in clip.frames[1:4]:

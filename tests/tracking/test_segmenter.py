@@ -9,8 +9,8 @@ from conftest import relabel
 from persam_video import persam
 from persam_video.errors import PersamError
 from persam_video.persam import decoding
+from persam_video.tracking.object_state import load_state, save_state
 from persam_video.tracking.segmenter import TrackerOptions, VideoSegmenter
-from persam_video.tracking.state import load_state, save_state
 
 
 def test_ids_3_and_7_come_out_as_3_and_7(small_model, clip):
@@ -115,7 +115,7 @@ def test_state_round_trip_skips_fitting(small_model, clip, tmp_path):
     seg = VideoSegmenter(small_model, TrackerOptions(method="persam-f", fit_iterations=30))
     seg.seed_frame(clip.frames[0], clip.labels[0])
     first = [seg.step(f) for f in clip.frames[1:3]]
-    save_state(seg, tmp_path / "state.pt")
+    save_state(seg.state_dict(), tmp_path / "state.pt")
     again = VideoSegmenter(small_model, TrackerOptions(method="persam-f", fit_iterations=30))
     again.seed_frame(clip.frames[0], clip.labels[0], state=load_state(tmp_path / "state.pt"))
     assert again.timings.fit == 0.0 and seg.timings.fit > 0

@@ -13,11 +13,11 @@ from segment_anything import SamPredictor
 
 from persam_video import persam
 from persam_video.errors import PersamError
-from persam_video.io.frames import open_frames
+from persam_video.io.frames import frames_backward, open_frames
+from persam_video.io.prompts import load_prompts, save_prompts
 from persam_video.options import TrackerOptions
-from persam_video.tracking.prompts import load_prompts, save_prompts
 from persam_video.tracking.segmenter import VideoSegmenter
-from persam_video.tracking.session import VideoSession, frames_backward
+from persam_video.tracking.session import VideoSession
 
 OPTIONS = TrackerOptions(fit_iterations=10)
 

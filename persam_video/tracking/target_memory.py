@@ -10,7 +10,7 @@ import torch
 from .. import persam
 from ..model.predictor import FramePredictor
 from ..options import TrackerOptions
-from .state import ObjectState
+from .object_state import ObjectState
 
 KEEP_EVERY = 5  # frames at least between two kept targets of an object
 AREA_FRAMES = 5  # the last frames whose mask areas define a steady size

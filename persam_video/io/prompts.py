@@ -22,8 +22,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import PersamError, check_size, error_line, wxh
-from ..io.files import PathLike, atomic_write
-from ..io.masks import object_ids, read_label_png, select_objects, write_label_png
+from .files import PathLike, atomic_write
+from .masks import object_ids, read_label_png, select_objects, write_label_png
 
 SCHEMA_VERSION = 1
 

@@ -33,10 +33,10 @@ import numpy as np
 
 from ..io.masks import DAVIS_PALETTE, read_label_png, write_label_png
 from ..io.writer import LabelWriter
-from ..options import TrackerOptions, with_motion
+from ..options import TrackerOptions
 from .history import Edit, History, Side, rounded
 from .photos import PhotoWorkspace
-from .tracking import TrackJob
+from .tracking import TrackJob, with_motion
 from .video import LoadedVideo, UiError, load_video
 
 MAX_OBJECTS = 254

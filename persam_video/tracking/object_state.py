@@ -55,6 +55,44 @@ class ObjectState:
             return self.interior
         return persam.box_centre(self.box)
 
+    # ------------------------------------------------------------- saved and restored
+    def place_record(self) -> dict:
+        """Where the object is (box prior, anchor, frames missing): what changes per frame."""
+        return {"box": None if self.box is None else [int(v) for v in self.box],
+                "interior": None if self.interior is None else [float(v) for v in self.interior],
+                "missing": self.missing}
+
+    def load_place(self, record: dict) -> None:
+        """Put back what :meth:`place_record` gave."""
+        self.box = None if record["box"] is None else np.array(record["box"], dtype=np.int64)
+        self.interior = None if record["interior"] is None else np.array(record["interior"], dtype=np.float32)
+        self.missing = int(record["missing"])
+
+    def record(self) -> dict:
+        """Everything the tracker keeps of the object (tensors on the CPU), its place included;
+        :meth:`from_record` restores it bit for bit."""
+        def cpu(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+            return None if t is None else t.cpu()
+
+        return {"obj_id": self.obj_id, "feature": cpu(self.feature), "mean": cpu(self.mean),
+                "weights": cpu(self.weights), "reference_similarity": self.reference_similarity,
+                "reference_quality": self.reference_quality, "memory": [t.cpu() for t in self.memory],
+                "areas": list(self.areas), "since_kept": self.since_kept, **self.place_record()}
+
+    @classmethod
+    def from_record(cls, record: dict, device: torch.device) -> "ObjectState":
+        """The object :meth:`record` gave, its tensors on ``device``."""
+        def on(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+            return None if t is None else t.to(device)
+
+        made = cls(record["obj_id"], on(record["feature"]), on(record["mean"]),
+                   reference_similarity=record["reference_similarity"],
+                   reference_quality=record["reference_quality"], weights=on(record["weights"]),
+                   memory=[on(t) for t in record.get("memory", [])], areas=list(record.get("areas", [])),
+                   since_kept=int(record.get("since_kept", 0)))
+        made.load_place(record)
+        return made
+
 
 @dataclass
 class Timings:
@@ -66,9 +104,8 @@ class Timings:
     fit: float = 0.0
 
 
-def save_state(segmenter, path: Union[str, Path]) -> None:
-    """Write a segmenter's fitted state (its ``state_dict()``) to ``path`` atomically."""
-    state = segmenter.state_dict()
+def save_state(state: dict, path: Union[str, Path]) -> None:
+    """Write a fitted state (a segmenter's ``state_dict()``) to ``path`` atomically."""
     try:
         atomic_write(path, lambda tmp: torch.save(state, tmp))
     except OSError as exc:

@@ -6,9 +6,9 @@ import torch
 
 from persam_video import persam
 from persam_video.options import TrackerOptions
-from persam_video.tracking import memory
-from persam_video.tracking.memory import object_maps
+from persam_video.tracking import target_memory as memory
 from persam_video.tracking.segmenter import VideoSegmenter
+from persam_video.tracking.target_memory import object_maps
 
 
 def test_memory_is_capped_keeps_the_newest_and_never_drops_the_seed_target(small_model, clip, monkeypatch):

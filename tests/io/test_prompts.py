@@ -9,7 +9,7 @@ from PIL import Image
 
 from persam_video.errors import PersamError
 from persam_video.io.masks import write_label_png
-from persam_video.tracking.prompts import (
+from persam_video.io.prompts import (
     Prompt,
     PromptSet,
     Reference,

@@ -23,8 +23,8 @@ import torch
 from .errors import PersamError, error_line
 from .io.files import atomic_write
 from .io.frames import FrameSource
+from .io.prompts import PromptSet
 from .options import TrackerOptions
-from .tracking.prompts import PromptSet
 
 RESUME_NAME = ".persam-resume.pt"
 RESUME_VERSION = 1
