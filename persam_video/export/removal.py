@@ -71,7 +71,8 @@ class Remover:
         self._grid = pixel_grid(*self.frame_size)
         self._scale = (self.frame_size[1] / self.small[1], self.frame_size[0] / self.small[0])
         # where each full-size pixel lies on the small grid (pixel centres aligned, as cv2.resize does)
-        self._up = np.stack([(self._grid[0] + 0.5) / self._scale[0] - 0.5, (self._grid[1] + 0.5) / self._scale[1] - 0.5])
+        self._up = np.stack([(self._grid[0] + 0.5) / self._scale[0] - 0.5,
+                             (self._grid[1] + 0.5) / self._scale[1] - 0.5])
         self._slots: Deque[_Slot] = deque()
         self._first = 0   # frame index of self._slots[0]
         self._next = 0    # index of the next frame to give out
