@@ -80,12 +80,18 @@ def mask_paths(source: FrameSource, masks_dir: PathLike) -> Tuple[int, List[Path
     """``(first, paths)``: ``<masks_dir>/<frame name>.png`` from the first frame that has a mask.
 
     Frames before the first mask are left out (``segment --start N`` writes none for
-    them); from there on every frame needs its mask: a clear error names the first missing.
+    them); from there on every frame needs its mask: a clear error names the first missing,
+    and one names a PNG that belongs to no frame (masks of a longer or another clip).
     """
     masks_dir = Path(masks_dir)
     if not masks_dir.is_dir():
         raise PersamError(f"masks folder not found: {masks_dir}")
     names = source.names()
+    known = set(names)
+    strays = sorted(p.name for p in masks_dir.glob("*.png") if p.stem not in known)
+    if strays:
+        raise PersamError(f"{len(strays)} mask(s) in {masks_dir} name no frame of the video ({len(names)} frames), "
+                          f"e.g. {strays[0]}: are these the masks of another clip?")
     paths = [masks_dir / f"{name}.png" for name in names]
     present = [p.is_file() for p in paths]
     first = present.index(True) if any(present) else 0
