@@ -6,13 +6,14 @@ consecutive frames (OpenCV's DIS on small grey frames, as ``--propagation flow``
 values inside each frame's hole replaced by a fill from the hole's border (the object's own motion
 is not the background's), and is chained to reach farther frames; a pixel takes the colour it
 lands on in a source frame unless that spot is itself in the source's hole or outside the frame.
-What no frame in the window shows is copied from the previous result along the flow (steadier
-than inpainting each frame anew), and what is still left is inpainted with ``cv2.inpaint``
-(Telea). The result is blended into the frame over a band of ``band`` pixels around the hole.
+What no frame in the window shows is inpainted with ``cv2.inpaint`` (Telea), frame by frame
+(optionally first copied from the previous result along the flow: ``carry``). The copies are
+shifted by the frame's own difference at the hole's border (exposure changes between frames),
+and the result is blended into the frame over a band of ``band`` pixels around the hole.
 
 Streaming: :class:`Remover` holds ``2 * reach + 1`` frames (the frame being filled and ``reach``
 on each side) with their holes and flows; background that shows only farther away than
-``reach`` frames ahead is not used (behind, the previous result still carries it along).
+``reach`` frames away is not used: what a slow object covers for longer than that is inpainted.
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ REACH = 12
 SEAM_BAND = 3
 #: Telea's neighbourhood radius in pixels for what no frame shows
 INPAINT_RADIUS = 3
+#: small-flow pixels around a hole whose flow is also completed (DIS smears the object's motion past its edge)
+FLOW_MARGIN = 3
 
 
 @dataclass
@@ -57,14 +60,17 @@ class Remover:
     """Feed frames and their holes in order with :meth:`push`; get the cleaned frames in the same order.
 
     Each call returns the frames that are ready (a frame is ready once ``reach`` later frames are
-    in); :meth:`finish` returns the rest.
+    in); :meth:`finish` returns the rest. ``carry``: fill what no frame in the window shows from the
+    previous result along the flow before inpainting (off: on the synthetic benchmark it was
+    neither steadier nor closer to the truth than inpainting each frame, see benchmarks/README.md).
     """
 
     def __init__(self, frame_size: Tuple[int, int], reach: int = REACH, band: int = SEAM_BAND,
-                 side: int = FLOW_SIDE) -> None:
+                 side: int = FLOW_SIDE, carry: bool = False) -> None:
         self.frame_size = tuple(frame_size)
         self.reach = max(0, int(reach))
         self.band = max(0, int(band))
+        self.carry = carry
         self.small = flow_size(*self.frame_size, side)
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         self._grid_small = pixel_grid(*self.small)
@@ -86,7 +92,7 @@ class Remover:
     def push(self, image: np.ndarray, hole: np.ndarray) -> List[np.ndarray]:
         """Add the next frame ((H, W, 3) uint8 RGB) and its hole ((H, W) bool); returns the frames now ready."""
         small_hole = grow(cv2.resize(hole.astype(np.uint8), (self.small[1], self.small[0]),
-                                     interpolation=cv2.INTER_AREA) > 0, 1)
+                                     interpolation=cv2.INTER_AREA) > 0, FLOW_MARGIN)
         slot = _Slot(image=image, hole=hole.astype(bool), grey=small_grey(image, self.small), small_hole=small_hole)
         if self._slots:
             last = self._slots[-1]
@@ -140,6 +146,25 @@ class Remover:
             canvas[box][take] = colours[take]
         return take
 
+    @staticmethod
+    def _match_seam(canvas: np.ndarray, image: np.ndarray, hole: np.ndarray, copied: np.ndarray) -> np.ndarray:
+        """The copied colours shifted by the frame's own difference at the seam, spread smoothly into the hole.
+
+        Other frames differ in exposure and lighting: around the hole the frame is known, so the
+        difference there (frame minus copy) is filled into the hole from its border and added
+        (a membrane, like Poisson blending but one cheap pass).
+        """
+        ring = copied & ~hole
+        if not ring.any():
+            return canvas
+        difference = np.where(ring[..., None], image.astype(np.float32) - canvas.astype(np.float32), 0.0)
+        known = ring | ~hole
+        difference = fill_from_border(difference.astype(np.float32), ~known)
+        inside = copied & hole
+        out = canvas.copy()
+        out[inside] = np.clip(np.rint(canvas[inside] + difference[inside]), 0, 255).astype(np.uint8)
+        return out
+
     def _fill(self, index: int) -> np.ndarray:
         target = self._slot(index)
         assert target is not None
@@ -163,11 +188,12 @@ class Remover:
                 todo[box] &= ~took
             if not todo.any():
                 break
-        if todo.any() and self._previous is not None and target.backward is not None:
+        if todo.any() and self.carry and self._previous is not None and target.backward is not None:
             earlier = _Slot(image=self._previous, hole=np.zeros(self.frame_size, bool), grey=target.grey,
                             small_hole=target.small_hole)
             took = self._sample(earlier, target.backward, todo, box, canvas)
             todo[box] &= ~took
+        canvas[box] = self._match_seam(canvas[box], target.image[box], target.hole[box], region[box] & ~todo[box])
         if todo.any():
             canvas = inpaint_frame(canvas, todo)
         out = target.image.copy()
