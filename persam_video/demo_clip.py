@@ -348,9 +348,7 @@ def clip_frames(rng: np.random.Generator, n_frames: int, size: Size, n_objects: 
     oscillation of up to 15 % and slow rotation) over a textured background that pans
     slowly with ``camera_motion``. ``speed`` is the typical speed in fractions of the short
     side per frame. Every object shows at least ``min_first_visible`` of its area in frame 0
-    (the first frame is re-drawn from the same stream until it does, up to a few tries).
-    The objects in ``hidden`` move but are not drawn: the same seed then gives the same clip
-    without them (the true background behind them, for judging object removal).
+    (re-drawn until it does, a few tries); objects in ``hidden`` are not drawn (object removal's truth).
     """
     h, w = size
     pad = int(0.1 * min(h, w)) + 2 if camera_motion else 0
@@ -379,10 +377,9 @@ def clip_frames(rng: np.random.Generator, n_frames: int, size: Size, n_objects: 
     blur = float(rng.uniform(0, 0.8))
     noise = float(rng.uniform(0, 4))
     brightness = rng.uniform(0, 0.08)
-    shown = [k for k in range(n_objects) if ids[k] not in set(hidden)]
+    tracks, ids = [tr for tr, i in zip(tracks, ids) if i not in hidden], [i for i in ids if i not in hidden]
     for t in range(n_frames):
-        image, labels, _ = compose(bg_at(t), [tracks[k].obj for k in shown], [tracks[k].pose(t) for k in shown],
-                                   [ids[k] for k in shown])
+        image, labels, _ = compose(bg_at(t), [tr.obj for tr in tracks], [tr.pose(t) for tr in tracks], ids)
         image *= 1 + brightness * math.sin(0.1 * t)
         yield camera_effects(rng, image, blur=blur, noise=noise), labels
 
