@@ -61,8 +61,8 @@ class Remover:
 
     Each call returns the frames that are ready (a frame is ready once ``reach`` later frames are
     in); :meth:`finish` returns the rest. ``carry``: fill what no frame in the window shows from the
-    previous result along the flow before inpainting (off: on the synthetic benchmark it was
-    neither steadier nor closer to the truth than inpainting each frame, see benchmarks/README.md).
+    previous result along the flow before inpainting (off: on synthetic clips it was farther from
+    the truth and not steadier than inpainting each frame; figures in benchmarks/README.md).
     """
 
     def __init__(self, frame_size: Tuple[int, int], reach: int = REACH, band: int = SEAM_BAND,
