@@ -339,7 +339,7 @@ TrackHook = Callable[[np.random.Generator, int, Track], Track]
 
 def clip_frames(rng: np.random.Generator, n_frames: int, size: Size, n_objects: int,
                 radius_range: Tuple[float, float] = (0.1, 0.25), speed: float = 0.012, camera_motion: bool = True,
-                min_first_visible: float = 0.4, adjust: Optional[TrackHook] = None
+                min_first_visible: float = 0.4, adjust: Optional[TrackHook] = None, hidden: Sequence[int] = ()
                 ) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
     """Yield ``(rgb, labels)`` frames of a clip drawn from ``rng``.
 
@@ -348,7 +348,7 @@ def clip_frames(rng: np.random.Generator, n_frames: int, size: Size, n_objects: 
     oscillation of up to 15 % and slow rotation) over a textured background that pans
     slowly with ``camera_motion``. ``speed`` is the typical speed in fractions of the short
     side per frame. Every object shows at least ``min_first_visible`` of its area in frame 0
-    (the first frame is re-drawn from the same stream until it does, up to a few tries).
+    (re-drawn until it does, a few tries); objects in ``hidden`` are not drawn (object removal's truth).
     """
     h, w = size
     pad = int(0.1 * min(h, w)) + 2 if camera_motion else 0
@@ -377,6 +377,7 @@ def clip_frames(rng: np.random.Generator, n_frames: int, size: Size, n_objects: 
     blur = float(rng.uniform(0, 0.8))
     noise = float(rng.uniform(0, 4))
     brightness = rng.uniform(0, 0.08)
+    tracks, ids = [tr for tr, i in zip(tracks, ids) if i not in hidden], [i for i in ids if i not in hidden]
     for t in range(n_frames):
         image, labels, _ = compose(bg_at(t), [tr.obj for tr in tracks], [tr.pose(t) for tr in tracks], ids)
         image *= 1 + brightness * math.sin(0.1 * t)

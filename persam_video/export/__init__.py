@@ -1,27 +1,26 @@
-"""Exports for video editors from a video and its label PNGs: overlay, matte and cut-out.
+"""Exports for video editors from a video and its label PNGs.
 
 The label PNGs are those ``persam-video segment`` writes: ``<masks>/<frame name>.png``
 for every frame of the video (indexed DAVIS PNGs or 8-bit grey label maps).
 
-* **overlay** – every object tinted with the DAVIS palette colour of its id at
-  :data:`OVERLAY_ALPHA` plus a :data:`CONTOUR_WIDTH`-pixel contour in that colour, as an
-  H.264 video (yuv420p) or a folder of RGB PNGs;
-* **matte** – one grey 8-bit PNG per frame, 255 inside the chosen objects and 0 elsewhere,
-  optionally feathered (Gaussian blur) for soft edges;
-* **cutout** – one RGBA PNG per frame: RGB is the frame, alpha the matte.
+* **overlay** – every object tinted with its DAVIS palette colour plus a contour (PNGs or H.264);
+* **matte** – 255 inside the chosen objects, 0 elsewhere (grey PNGs, or an H.264 for a luma key);
+* **cutout** – the frame with the matte as alpha (RGBA PNGs, ProRes 4444 .mov or VP9 .webm);
+* **remove** – the objects removed, filled from other frames along optical flow (:mod:`.removal`);
+* **blur**, **replace**, **keep** – the background blurred, replaced, or a solid colour (:mod:`.background`);
+* **coco** – COCO and YouTube-VIS annotation files (:mod:`.coco`).
 
-Everything streams one frame at a time (memory does not grow with the video's length) and
-every file is written under a temporary name and renamed when complete. The frame
-renderers (:func:`overlay_frame`, :func:`matte_frame`, :func:`cutout_frame`) are in
-:mod:`.render`, the writers (a PNG folder, :class:`VideoSink`, :func:`write_video`) in
-:mod:`.sinks`.
+Everything streams (memory does not grow with the video's length; the removal holds a window
+of frames) and every file is written under a temporary name and renamed when complete.
+What each kind makes of a frame is in :mod:`.kinds`, the file formats in :mod:`.formats`,
+the writers in :mod:`.sinks`.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Set, Tuple, Union
+from typing import List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from PIL import Image
@@ -30,7 +29,10 @@ from tqdm.auto import tqdm
 from ..errors import PersamError, check_size, error_line
 from ..io.frames import FrameSource, open_frames
 from ..io.masks import VOID_ID, read_label_png
-from ..io.writer import PngFolderWriter
+from .background import DEFAULT_COLOUR, DEFAULT_STRENGTH
+from .formats import KIND_FORMATS, VIDEO_FORMATS, choose_format
+from .kinds import AnnotationSink, Settings, make_job
+from .removal import REACH
 from .render import CONTOUR_WIDTH, OVERLAY_ALPHA, contour_mask, cutout_frame, matte_frame, overlay_frame
 from .sinks import (
     DEFAULT_FPS,
@@ -45,12 +47,17 @@ from .sinks import (
 )
 
 __all__ = [
-    "CONTOUR_WIDTH", "DEFAULT_FPS", "KINDS", "OVERLAY_ALPHA", "VIDEO_QUALITY", "VIDEO_SUFFIXES", "ExportResult",
+    "CONTOUR_WIDTH", "DEFAULT_FPS", "KINDS", "KIND_FORMATS", "OVERLAY_ALPHA", "VIDEO_QUALITY", "VIDEO_SUFFIXES",
+    "ExportResult",
     "VideoSink", "contour_mask", "cutout_frame", "export", "is_video_path", "mask_paths", "matte_frame",
     "overlay_frame", "png_folder", "source_fps", "write_video",
 ]
 
-KINDS = ("overlay", "matte", "cutout")
+KINDS = ("overlay", "matte", "cutout", "remove", "blur", "replace", "keep", "coco")
+#: kinds whose edges are soft by default (pixels of feather)
+SOFT_KINDS = {"blur": 2.0, "replace": 2.0, "keep": 2.0}
+#: pixels the masks grow by before a removal when no --dilate is given
+DEFAULT_DILATE = 4
 
 
 @dataclass
@@ -60,22 +67,31 @@ class ExportResult:
     kind: str
     out: Path
     frames: int
-    is_video: bool
+    format: str
     fps: Optional[float] = None
-    #: requested ids (``objects``) that appear in no mask
-    never_seen: List[int] = field(default_factory=list)
+
+    @property
+    def is_video(self) -> bool:
+        """Whether ``out`` is one video file."""
+        return self.format in VIDEO_FORMATS
 
 
 def mask_paths(source: FrameSource, masks_dir: PathLike) -> Tuple[int, List[Path]]:
     """``(first, paths)``: ``<masks_dir>/<frame name>.png`` from the first frame that has a mask.
 
     Frames before the first mask are left out (``segment --start N`` writes none for
-    them); from there on every frame needs its mask: a clear error names the first missing.
+    them); from there on every frame needs its mask: a clear error names the first missing,
+    and one names a PNG that belongs to no frame (masks of a longer or another clip).
     """
     masks_dir = Path(masks_dir)
     if not masks_dir.is_dir():
         raise PersamError(f"masks folder not found: {masks_dir}")
     names = source.names()
+    known = set(names)
+    strays = sorted(p.name for p in masks_dir.glob("*.png") if p.stem not in known)
+    if strays:
+        raise PersamError(f"{len(strays)} mask(s) in {masks_dir} name no frame of the video ({len(names)} frames), "
+                          f"e.g. {strays[0]}: are these the masks of another clip?")
     paths = [masks_dir / f"{name}.png" for name in names]
     present = [p.is_file() for p in paths]
     first = present.index(True) if any(present) else 0
@@ -104,68 +120,99 @@ def _read_labels(path: Path, size: Tuple[int, int]) -> np.ndarray:
     return labels
 
 
-def export(video: PathLike, masks_dir: PathLike, out: PathLike, kind: str = "overlay",
-           objects: Optional[Sequence[int]] = None, feather: float = 0.0, fps: Optional[float] = None,
-           progress: bool = False, read_ahead: int = 4) -> ExportResult:
-    """Export ``video`` with its label PNGs in ``masks_dir`` as ``kind`` into ``out``.
+def ids_in_masks(paths: Sequence[Path], size: Tuple[int, int]) -> Set[int]:
+    """Every object id (not 0, not void) in the label PNGs, each checked against the frames' size."""
+    seen = np.zeros(256, dtype=bool)
+    for path in paths:
+        seen |= np.bincount(_read_labels(path, size).ravel(), minlength=256) > 0
+    return {k for k in np.flatnonzero(seen).tolist() if 0 < k < VOID_ID}
 
-    ``kind`` is ``overlay`` (``out`` ending in .mp4/.mov/.m4v/.mkv: an H.264 video at
-    ``fps``, default the source's frame rate; otherwise a folder of PNGs), ``matte`` or
-    ``cutout`` (folders of PNGs named like the frames). ``objects`` restricts the export
-    to these ids (default: every id); ``feather`` softens matte and cut-out edges.
-    Every input is checked (masks present and of the frames' size, output writable)
-    before the first frame is written; problems raise :class:`PersamError`.
-    """
+
+def _check_options(kind: str, feather: float, fps: Optional[float], dilate: int, strength: float,
+                   background: Optional[PathLike]) -> None:
     if kind not in KINDS:
         raise PersamError(f"unknown export kind {kind!r}; choose one of {', '.join(KINDS)}")
     if feather < 0 or not math.isfinite(feather):
         raise PersamError(f"the feather radius must be 0 or more pixels, not {feather}")
-    if kind == "overlay" and feather > 0:
-        raise PersamError("feathering applies to matte and cutout exports, not to overlay")
+    if kind in ("overlay", "remove", "coco") and feather > 0:
+        raise PersamError(f"feathering applies to matte, cutout, blur, replace and keep exports, not to {kind}")
+    if dilate < 0 or dilate > 500:
+        raise PersamError(f"--dilate must be 0 to 500 pixels, not {dilate}")
+    if not (math.isfinite(strength) and 0 < strength <= 500):
+        raise PersamError(f"the blur strength must be above 0 and at most 500, not {strength}")
+    if (background is not None) != (kind == "replace"):
+        raise PersamError("--background is what a replace export puts behind the objects; it needs --kind replace"
+                          if background is not None else "a replace export needs --background IMAGE_OR_VIDEO")
+    if fps is not None and not (math.isfinite(fps) and 0 < fps <= 1000):
+        raise PersamError(f"the frame rate must be above 0 and at most 1000, not {fps}")
+
+
+def _sink(fmt: str, out: Path, size: Tuple[int, int], rate: Optional[float], ids: Sequence[int]):
+    if fmt == "png":
+        return png_folder(out)
+    if fmt == "json":
+        return AnnotationSink(out, ids)
+    video = VIDEO_FORMATS[fmt]
+    return VideoSink(out, size, rate, quality=video.quality, codec=video.codec, pix_fmt_in=video.pix_fmt_in,
+                     pix_fmt_out=video.pix_fmt_out, output_params=list(video.output_params) or None)
+
+
+def export(video: PathLike, masks_dir: PathLike, out: PathLike, kind: str = "overlay",
+           objects: Optional[Sequence[int]] = None, feather: Optional[float] = None, fps: Optional[float] = None,
+           progress: bool = False, read_ahead: int = 4, format: Optional[str] = None,
+           dilate: Optional[int] = None, strength: float = DEFAULT_STRENGTH, background: Optional[PathLike] = None,
+           colour: Tuple[int, int, int] = DEFAULT_COLOUR, reach: int = REACH) -> ExportResult:
+    """Export ``video`` with its label PNGs in ``masks_dir`` as ``kind`` into ``out``.
+
+    ``kind`` is one of :data:`KINDS` (see ``persam-video export --help``); ``format`` one of the
+    kind's :data:`.formats.KIND_FORMATS`, by default chosen by ``out``'s suffix (a folder: PNGs).
+    ``objects`` restricts the export to these ids (default: every id); each must appear in some mask.
+    Every input is checked (masks present, as many as the frames and of their size, options,
+    the encoder) before the first frame is written; problems raise :class:`PersamError`.
+    """
+    feather = SOFT_KINDS.get(kind, 0.0) if feather is None else float(feather)
+    dilate = (DEFAULT_DILATE if kind == "remove" else 0) if dilate is None else int(dilate)
+    _check_options(kind, feather, fps, dilate, strength, background)
     wanted = None if objects is None else sorted({int(k) for k in objects})
     if wanted is not None and (not wanted or any(not 0 < k < VOID_ID for k in wanted)):
         raise PersamError(f"object ids must be between 1 and 254, got {objects}")
-    as_video = kind == "overlay" and is_video_path(out)
-    if kind != "overlay" and is_video_path(out):
-        raise PersamError(f"{kind} exports are folders of PNGs (they keep an alpha or grey channel); "
-                          f"the output {out} names a video file")
-    if fps is not None and not as_video:
-        raise PersamError("a frame rate applies only to an overlay written as a video file (.mp4, .mov, .m4v, .mkv)")
-    if fps is not None and not (math.isfinite(fps) and 0 < fps <= 1000):
-        raise PersamError(f"the frame rate must be above 0 and at most 1000, not {fps}")
+    fmt = choose_format(kind, out, format)
+    if fps is not None and fmt not in VIDEO_FORMATS:
+        raise PersamError("a frame rate applies only to an export written as a video file (.mp4, .mov, .webm)")
 
     source = open_frames(video, read_ahead=read_ahead)
     first, paths = mask_paths(source, masks_dir)
     size = source.size
     _check_mask_size(paths[0], size)
+    ids: Sequence[int] = wanted or []
+    if wanted is not None or kind == "coco":
+        present = ids_in_masks(paths, size)
+        missing = [k for k in (wanted or []) if k not in present]
+        if missing:
+            raise PersamError(f"object id(s) {','.join(map(str, missing))} appear in no mask of {masks_dir} "
+                              f"(ids there: {','.join(map(str, sorted(present))) or 'none'})")
+        ids = wanted or sorted(present)
+    settings = Settings(objects=wanted, feather=feather, dilate=dilate, strength=strength, background=background,
+                        colour=colour, reach=reach)
+    job = make_job(kind, size, settings)
     out = Path(out)
     rate = None
-    if as_video:
+    if fmt in VIDEO_FORMATS:
         rate = float(fps) if fps is not None else source_fps(video)
-        sink: Union[PngFolderWriter, VideoSink] = VideoSink(out, size, rate)
-    else:
-        sink = png_folder(out)
+    sink = _sink(fmt, out, size, rate, ids)
 
-    seen: Set[int] = set()
-    wanted_lut = None if wanted is None else np.asarray(wanted, dtype=np.intp)
     try:
         with tqdm(total=len(paths), unit="frame", desc=f"exporting {kind}", disable=not progress,
                   dynamic_ncols=True) as bar:
             for frame, path in zip(source.frames(first), paths):
-                labels = _read_labels(path, size)
-                if wanted_lut is not None:
-                    present = np.bincount(labels.ravel(), minlength=256)[wanted_lut] > 0
-                    seen.update(int(k) for k in wanted_lut[present])
-                if kind == "overlay":
-                    result = overlay_frame(frame.image, labels, wanted)
-                else:
-                    matte = matte_frame(labels, wanted, feather)
-                    result = matte if kind == "matte" else cutout_frame(frame.image, matte)
-                sink.write(frame.name, result)
+                for name, result in job.take(frame.name, frame.image, _read_labels(path, size)):
+                    sink.write(name, result)
+                    bar.update(1)
+            for name, result in job.finish():
+                sink.write(name, result)
                 bar.update(1)
+        sink.close()
     except BaseException:
         sink.abort()
         raise
-    sink.close()
-    never = [] if wanted is None else [k for k in wanted if k not in seen]
-    return ExportResult(kind=kind, out=out, frames=sink.written, is_video=as_video, fps=rate, never_seen=never)
+    return ExportResult(kind=kind, out=out, frames=sink.written, format=fmt, fps=rate)

@@ -18,7 +18,7 @@ OVERLAY_ALPHA = 0.5
 CONTOUR_WIDTH = 2
 
 
-def _chosen(labels: np.ndarray, objects: Optional[Sequence[int]]) -> np.ndarray:
+def chosen(labels: np.ndarray, objects: Optional[Sequence[int]]) -> np.ndarray:
     """Boolean (H, W): the pixels of the chosen ids (all ids except 0 and void 255 when None)."""
     if objects is None:
         return (labels != 0) & (labels != VOID_ID)
@@ -50,7 +50,7 @@ def overlay_frame(image: np.ndarray, labels: np.ndarray, objects: Optional[Seque
     chosen) is the frame's own. Returns a new (H, W, 3) uint8 array.
     """
     check_size("mask", labels.shape, image.shape, "the frame is")
-    shown = np.where(_chosen(labels, objects), labels, 0).astype(np.uint8)
+    shown = np.where(chosen(labels, objects), labels, 0).astype(np.uint8)
     inside = shown != 0
     colours = DAVIS_PALETTE[shown]
     out = image.copy()
@@ -67,7 +67,7 @@ def matte_frame(labels: np.ndarray, objects: Optional[Sequence[int]] = None, fea
     ``feather`` > 0 softens the edges with a Gaussian blur of that radius in pixels
     (kernel ``2 * ceil(feather) + 1`` wide, sigma ``feather / 2``), rounded back to uint8.
     """
-    matte = _chosen(labels, objects).astype(np.uint8) * np.uint8(255)
+    matte = chosen(labels, objects).astype(np.uint8) * np.uint8(255)
     if feather > 0:
         size = 2 * int(math.ceil(feather)) + 1
         soft = cv2.GaussianBlur(matte.astype(np.float32), (size, size), sigmaX=feather / 2.0,

@@ -5,7 +5,7 @@ import math
 import os
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Optional, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 import imageio_ffmpeg
 import numpy as np
@@ -40,17 +40,21 @@ def png_folder(folder: PathLike) -> PngFolderWriter:
 
 
 class VideoSink:
-    """Streams RGB frames into an H.264 (yuv420p) file through imageio-ffmpeg.
+    """Streams frames into a video file through imageio-ffmpeg: H.264 (yuv420p) RGB by default.
 
     The video is encoded under a temporary name in the destination folder and renamed
     onto ``path`` by :meth:`close`, so the destination never holds half a video. yuv420p
     needs even sizes: an odd width or height gets one more column or row, a copy of the
-    last one, so the original pixels keep their places.
+    last one, so the original pixels keep their places. ``pix_fmt_in`` ``rgba`` takes
+    (H, W, 4) frames, for the alpha codecs of :mod:`.alpha`.
     """
 
-    def __init__(self, path: PathLike, size: Tuple[int, int], fps: float, quality: float = VIDEO_QUALITY) -> None:
+    def __init__(self, path: PathLike, size: Tuple[int, int], fps: float, quality: Optional[float] = VIDEO_QUALITY,
+                 codec: str = "libx264", pix_fmt_in: str = "rgb24", pix_fmt_out: str = "yuv420p",
+                 output_params: Optional[List[str]] = None) -> None:
         self.path = Path(path)
         self.size = size  # (height, width) of the frames sent in
+        self.channels = 4 if pix_fmt_in == "rgba" else 3
         h, w = size
         self._pad = (h % 2, w % 2)
         self._tmp: Optional[str] = None
@@ -59,10 +63,11 @@ class VideoSink:
             self._tmp = temporary_beside(self.path)
         except OSError as exc:
             raise PersamError(f"cannot write {self.path}: {error_line(exc)}") from None
-        output_params = ["-movflags", "+faststart"] if self.path.suffix.lower() != ".mkv" else []
+        if output_params is None:
+            output_params = ["-movflags", "+faststart"] if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else []
         self._writer = imageio_ffmpeg.write_frames(
-            self._tmp, (w + self._pad[1], h + self._pad[0]), pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
-            fps=Fraction(fps).limit_denominator(1001), quality=quality, codec="libx264", macro_block_size=1,
+            self._tmp, (w + self._pad[1], h + self._pad[0]), pix_fmt_in=pix_fmt_in, pix_fmt_out=pix_fmt_out,
+            fps=Fraction(fps).limit_denominator(1001), quality=quality, codec=codec, macro_block_size=1,
             ffmpeg_log_level="error", output_params=output_params)
         try:
             self._writer.send(None)
@@ -72,8 +77,11 @@ class VideoSink:
         self.written = 0
 
     def write(self, name: str, image: np.ndarray) -> None:
-        """Encode one (H, W, 3) uint8 RGB frame (``name`` is unused: frames are in order)."""
+        """Encode one (H, W, 3) uint8 RGB frame, (H, W, 4) RGBA for ``rgba`` input or (H, W) grey
+        (sent as RGB); ``name`` is unused: frames are in order."""
         check_size(f"frame {name}", image.shape, self.size, "the video is")
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], self.channels, axis=2)
         if any(self._pad):
             image = np.pad(image, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
         try:

@@ -1,8 +1,10 @@
 """The page's downloads, made from a browser session's label PNGs with the library's exporters.
 
-``labels`` (zip of the label PNGs), ``overlay`` (mp4), ``mattes`` and ``cutouts`` (zips of PNGs,
-from :func:`persam_video.export.export`) and ``prompts`` (the JSON ``segment --prompts`` reads,
-from :func:`persam_video.io.prompts.save_prompts`; a zip when it comes with mask files). Each file
+``labels`` (zip of the label PNGs), ``overlay`` (mp4), ``mattes`` and ``cutouts`` (zips of PNGs),
+``alpha`` (the cut-out as a ProRes 4444 .mov with alpha) and ``removed`` (the cleaned clip, every
+object removed, mp4), all from :func:`persam_video.export.export`, and ``prompts`` (the JSON
+``segment --prompts`` reads, from :func:`persam_video.io.prompts.save_prompts`; a zip when it
+comes with mask files). Each file
 is built in the session's folder under a temporary name and renamed when complete.
 """
 from __future__ import annotations
@@ -64,6 +66,18 @@ def _overlay(session: BrowserSession, out: Path) -> Download:
     return Download(path, f"{_stem(session)}_overlay.mp4", "video/mp4")
 
 
+def _alpha_mov(session: BrowserSession, out: Path) -> Download:
+    path = out / "cutout.mov"
+    export(session.video.path, session.labels_dir, path, kind="cutout", format="prores", fps=session.video.fps)
+    return Download(path, f"{_stem(session)}_cutout.mov", "video/quicktime")
+
+
+def _cleaned(session: BrowserSession, out: Path) -> Download:
+    path = out / "removed.mp4"
+    export(session.video.path, session.labels_dir, path, kind="remove", fps=session.video.fps)
+    return Download(path, f"{_stem(session)}_removed.mp4", "video/mp4")
+
+
 def _pngs(kind: str) -> Callable[[BrowserSession, Path], Download]:
     def build(session: BrowserSession, out: Path) -> Download:
         folder = _fresh(out / kind)
@@ -86,9 +100,9 @@ def _prompts(session: BrowserSession, out: Path) -> Download:
 
 BUILDERS: Dict[str, Callable[[BrowserSession, Path], Download]] = {
     "labels": _labels, "overlay": _overlay, "mattes": _pngs("mattes"), "cutouts": _pngs("cutouts"),
-    "prompts": _prompts,
+    "alpha": _alpha_mov, "removed": _cleaned, "prompts": _prompts,
 }
-NEEDS_TRACK = ("labels", "overlay", "mattes", "cutouts")
+NEEDS_TRACK = ("labels", "overlay", "mattes", "cutouts", "alpha", "removed")
 
 
 def build_download(session: BrowserSession, kind: str) -> Download:

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
-import cv2
-import numpy as np
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -32,6 +30,7 @@ from ..export.render import cutout_frame, matte_frame, overlay_frame
 from ..options import TrackerOptions
 from .browser_session import BrowserSession
 from .downloads import build_download
+from .edit_views import blurred_view, fit_labels, removed_view
 from .photo_routes import add_photo_routes
 from .store import SessionStore
 from .video import UiError, display_name, save_upload, too_large
@@ -247,28 +246,28 @@ def create_app(model, config: UiConfig, session_class: Optional[Callable] = None
     return app
 
 
-VIEWS = ("overlay", "matte", "cutout")
+VIEWS = ("overlay", "matte", "cutout", "removed", "blurred")
 
 
 def render_frame(session: BrowserSession, index: int, view: str = "overlay") -> Tuple[bytes, str]:
     """Frame ``index`` as the page shows it in ``view`` (see :data:`VIEWS`), with its media type.
 
     ``overlay``: the frame with its current masks tinted in (JPEG); ``matte`` and ``cutout``: what
-    those downloads hold for the frame, made by the same functions (grey and RGBA PNGs).
+    those downloads hold for the frame, made by the same functions (grey and RGBA PNGs);
+    ``removed`` and ``blurred``: the objects removed, the background blurred (JPEGs, :mod:`.edit_views`).
     """
     if view not in VIEWS:
         raise UiError(f"unknown view {view!r}; choose one of {', '.join(VIEWS)}")
     with session.lock:
         session.check_frame(index)
         image = session.video.preview(index)
-        labels = session.labels(index)
-    if labels is None:
-        labels = np.zeros(image.shape[:2], np.uint8)
-    elif labels.shape != image.shape[:2]:
-        labels = cv2.resize(labels, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
+        labels = fit_labels(session.labels(index), image.shape)
+        if view == "removed":
+            image = removed_view(len(session.video), index, session.video.preview, session.labels)
     buffer = io.BytesIO()
-    if view == "overlay":
-        Image.fromarray(overlay_frame(image, labels)).save(buffer, format="JPEG", quality=90)
+    if view in ("overlay", "removed", "blurred"):
+        shown = {"overlay": overlay_frame, "blurred": blurred_view}.get(view, lambda picture, _: picture)
+        Image.fromarray(shown(image, labels)).save(buffer, format="JPEG", quality=90)
         return buffer.getvalue(), "image/jpeg"
     matte = matte_frame(labels)
     Image.fromarray(matte if view == "matte" else cutout_frame(image, matte)).save(buffer, format="PNG")

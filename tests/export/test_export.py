@@ -217,10 +217,10 @@ def test_mask_size_mismatch_is_one_line(data, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, needle", [
-    (["--kind", "matte", "--out", "{tmp}/m.mp4"], "folders of PNGs"),
-    (["--kind", "matte", "--out", "{tmp}/m", "--fps", "5"], "frame rate applies only to an overlay"),
+    (["--kind", "cutout", "--out", "{tmp}/m.mp4"], "cannot be video files"),
+    (["--kind", "matte", "--out", "{tmp}/m", "--fps", "5"], "frame rate applies only to an export written as a video"),
     (["--kind", "overlay", "--out", "{tmp}/o.mp4", "--fps", "0"], "frame rate must be above 0"),
-    (["--kind", "overlay", "--out", "{tmp}/o", "--feather", "2"], "feathering applies to matte and cutout"),
+    (["--kind", "overlay", "--out", "{tmp}/o", "--feather", "2"], "feathering applies to matte, cutout"),
     (["--kind", "cutout", "--out", "{tmp}/c", "--objects", "1,x"], "--objects"),
     (["--kind", "matte", "--out", "{tmp}/blocker/sub"], "cannot write"),
     (["--kind", "overlay", "--out", "{tmp}/blocker/o.mp4"], "cannot write"),

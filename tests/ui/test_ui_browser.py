@@ -288,6 +288,17 @@ def test_click_track_correct_export(browser, server, demo_clip, tmp_path):
             assert len(names) == CLIP_FRAMES
             image = np.array(Image.open(io.BytesIO(archive.read(names[worst_frame]))))
             assert image.shape[2:] == (() if channels is None else (channels,))
+    cleaned = iio.imread(download(page, "removed", tmp_path))
+    assert cleaned.shape[0] == CLIP_FRAMES
+    alpha_mov = download(page, "alpha", tmp_path)
+    assert alpha_mov.suffix == ".mov"
+    reader = imageio_ffmpeg.read_frames(str(alpha_mov), pix_fmt="rgba", bpp=4)
+    width, height = next(reader)["size"]
+    alphas = [np.frombuffer(raw, np.uint8).reshape(height, width, 4)[..., 3] for raw in reader]
+    assert len(alphas) == CLIP_FRAMES
+    last_labels = labels_from_zip(download(page, "labels", tmp_path))
+    name = sorted(last_labels)[worst_frame]
+    assert ((alphas[worst_frame] > 127) == (last_labels[name] > 0)).mean() > 0.999
     prompts_file = download(page, "prompts", tmp_path)
     prompts = json.loads(prompts_file.read_text())
     assert sorted({(p["frame"], p["object"]) for p in prompts["prompts"]}) == \

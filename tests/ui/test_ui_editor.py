@@ -16,6 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Optional
 
+import cv2
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from test_ui_browser import Server, address, chromium_browser, expect, inside, s
 
 from persam_video.demo_clip import make_clip
 from persam_video.export import write_video
+from persam_video.export.holes import grow
 from persam_video.export.render import OVERLAY_ALPHA, contour_mask
 from persam_video.io.masks import DAVIS_PALETTE, read_label_png
 from persam_video.model.loading import load_sam
@@ -297,6 +299,19 @@ def test_the_views_show_what_the_downloads_hold(browser, editor, clip):
     assert np.abs(cutout[labels > 0] - clip.frames[0][labels > 0]).mean() < 8
     assert set(np.unique(cutout[labels == 0])) <= {187.0, 238.0}
     screenshot(page, "cutout-view-1366x768.png")
+    on_object, outside = labels > 0, ~grow(labels > 0, 6)
+    page.keyboard.press("v")  # removed: the object's pixels no longer show it, the rest is the frame
+    shown_as(page, "removed")
+    removed = canvas_rgb(page)
+    assert np.abs(removed[on_object] - clip.frames[0][on_object]).mean() > 20
+    assert np.abs(removed[outside] - clip.frames[0][outside]).mean() < 8  # JPEG
+    page.keyboard.press("v")  # background blurred: the object stays sharp, the rest is smoothed
+    shown_as(page, "blurred")
+    blurred = canvas_rgb(page)
+    core = cv2.erode(on_object.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    assert np.abs(blurred[core] - clip.frames[0][core]).mean() < 8
+    roughness = [np.abs(np.diff(picture, axis=1))[outside[:, 1:]].mean() for picture in (blurred, clip.frames[0])]
+    assert roughness[0] < 0.6 * roughness[1]
     page.keyboard.press("v")
     page.wait_for_function("() => canvas.dataset.view === 'overlay'")
     page.context.close()

@@ -27,8 +27,8 @@ const SHORTCUTS = [
   ["+ / − / 0", "zoom in / out / fit (or the mouse wheel; drag to pan)",
     (e) => ["+", "=", "-", "0"].includes(e.key),
     (e) => (e.key === "0" ? zoomTo(1) : zoomStep(e.key === "-" ? -1 : 1))],
-  ["V", "next view: overlay, matte, cut-out", (e) => lower(e) === "v", () => {
-    const views = ["overlay", "matte", "cutout"];
+  ["V", "next view: overlay, matte, cut-out, removed, background blurred", (e) => lower(e) === "v", () => {
+    const views = ["overlay", "matte", "cutout", "removed", "blurred"];
     setView(views[(views.indexOf(view) + 1) % views.length]);
   }],
   ["F", "follow Track's frames on / off", (e) => lower(e) === "f", () => { $("follow").checked = !$("follow").checked; }],
