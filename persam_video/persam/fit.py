@@ -12,6 +12,7 @@ loss's gradient in closed form (:class:`PixelLoss`, no autograd graph):
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from typing import Callable, Iterator, Optional, Sequence, Tuple
 
 import torch
@@ -22,6 +23,7 @@ from .decoding import PassOutput, fuse  # noqa: F401 (fuse: the fused logits the
 from .lattice import LATTICE_PIXELS, lattice, logits_at
 
 Progress = Callable[[float], None]  # the fraction of a fit's iterations done
+ONE_THREAD_PIXELS = 4 * LATTICE_PIXELS  # a loss this small runs on one thread (_threads_for)
 
 
 def _focal_terms(logits: torch.Tensor, target: torch.Tensor, alpha: float, gamma: float) -> torch.Tensor:
@@ -147,13 +149,29 @@ def _adamw(n: int, device: torch.device, backward: Callable[[torch.nn.Parameter]
     return weights.detach()
 
 
+@contextmanager
+def _threads_for(pixels: int, device: torch.device) -> Iterator[None]:
+    """One torch thread for a loss of at most ``ONE_THREAD_PIXELS`` pixels on the CPU: each of its
+    operations is then too short for a thread hand-off to pay (on a busy machine, 10-20 times slower
+    with two threads than with one, benchmarks/README.md), and its sums no longer follow the thread count."""
+    threads = torch.get_num_threads()
+    single = device.type == "cpu" and pixels <= ONE_THREAD_PIXELS and threads > 1
+    if single:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if single:
+            torch.set_num_threads(threads)
+
+
 def fit_pixels(loss: PixelLoss, iterations: int = 800, lr: float = 4e-4, progress: Optional[Progress] = None
                ) -> torch.Tensor:
     """The two scale weights per object that minimise ``loss``: (N, 2)."""
     def backward(weights: torch.nn.Parameter) -> None:
         weights.grad = loss.gradient(weights.detach())
 
-    with torch.no_grad():
+    with torch.no_grad(), _threads_for(loss.base.numel(), loss.base.device):
         return _adamw(loss.base.shape[0], loss.base.device, backward, iterations, lr, progress)
 
 

@@ -14,6 +14,7 @@ from ..errors import PersamError, check_size
 from ..model.predictor import FramePredictor
 from ..options import FIT_MODES, option
 from ..persam.fit import fit_on_passes
+from ..persam.lattice import LATTICE_PIXELS
 
 PHOTO_METHODS = ("persam", "persam-f")
 FitProgress = Callable[[int, float], None]  # (object id, fraction of its fit done)
@@ -30,7 +31,7 @@ class PhotoOptions:
                            type=float)
     fit_mode: str = option(
         "exact", "PerSAM-F fit: 'exact' takes the loss over every pixel (the public recipe); 'fast' over a lattice "
-                 "of at most 65536 pixels, each standing for its block: the same time on any photo size",
+                 f"of at most {LATTICE_PIXELS} pixels, each standing for its block: the same time on any photo size",
         choices=FIT_MODES)
     presence: float = option(
         0.0, "not in the public recipe: count an object as absent from a photo (empty mask) when its peak "
