@@ -1,6 +1,6 @@
 """A bounded lattice of a frame's pixels, each standing for its block, and SAM's full-resolution
 logits computed at those pixels only: the fast PerSAM-F fit's cost and memory do not grow with
-the photo (docs/method.md, "The fast fit")."""
+the photo (docs/photos.md, "PerSAM-F's fit: exact or fast")."""
 from __future__ import annotations
 
 import math
