@@ -12,6 +12,7 @@ from ..errors import PersamError
 from ..io.photos import list_photos
 from ..model.loading import sha256_of
 from ..photos.collection import EXPORTS, references_from_files, segment_collection
+from ..photos.fit_report import FitBar, fit_summary
 from ..photos.personalizer import ImagePersonalizer
 from ..runtime.locking import output_lock
 from .common import (
@@ -79,7 +80,13 @@ def run(args: argparse.Namespace) -> Optional[int]:
     photos = list_photos(args.photos)
     with output_lock(args.out):
         model = load_model(args, progress=not args.quiet)
-        personalizer = ImagePersonalizer(model, references, options)
+        bar = FitBar(options, enabled=not args.quiet)
+        try:
+            personalizer = ImagePersonalizer(model, references, options, on_progress=bar)
+        finally:
+            bar.close()
+        for line in [] if args.quiet else fit_summary(personalizer):
+            print(line, file=sys.stderr)
         settings = {**asdict(options), "model_type": args.model_type,
                     "weights_sha256": model_spec(args).weights_sha256(), "numerics": getattr(model, "numerics", ""),
                     "references": [[sha256_of(image)[:16], sha256_of(mask)[:16]]

@@ -19,6 +19,7 @@ from ..io.masks import write_label_png
 from ..io.photos import list_photos, read_photo
 from ..model.loading import ModelSpec
 from ..photos.collection import references_from_files
+from ..photos.fit_report import FitBar, fit_summary
 from ..photos.personalizer import ImagePersonalizer, PhotoOptions
 from .layout import PersegLayout
 
@@ -49,7 +50,13 @@ def run_perseg(root: PathLike, out: PathLike, options: PhotoOptions, model: Mode
         mask = layout.root / "Annotations" / name / f"{ref_idx}.png"
         if not mask.is_file():
             raise PersamError(f"object {name} has no reference mask {mask}")
-        personalizer = ImagePersonalizer(loaded, references_from_files(reference[0], mask), options)
+        bar = FitBar(options, enabled=progress)
+        try:
+            personalizer = ImagePersonalizer(loaded, references_from_files(reference[0], mask), options, bar)
+        finally:
+            bar.close()
+        for line in fit_summary(personalizer):
+            log(f"{name}: {line}")
         ensure_writable_dir(folder)
         clear_partial(folder)  # its label PNGs, temporaries and a marker of other settings
         for photo in photos:

@@ -2,8 +2,9 @@
 those objects in any other photo (the public image recipe, docs/photos.md)."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -11,9 +12,12 @@ import torch
 from .. import persam
 from ..errors import PersamError, check_size
 from ..model.predictor import FramePredictor
-from ..options import option
+from ..options import FIT_MODES, option
+from ..persam.fit import fit_on_passes
+from ..persam.lattice import LATTICE_PIXELS
 
 PHOTO_METHODS = ("persam", "persam-f")
+FitProgress = Callable[[int, float], None]  # (object id, fraction of its fit done)
 
 
 @dataclass
@@ -25,6 +29,10 @@ class PhotoOptions:
     fit_iterations: int = option(1000, "PerSAM-F fitting iterations", metavar="N", type=int)
     fit_lr: float = option(1e-3, "PerSAM-F fitting learning rate (AdamW, cosine schedule)", metavar="LR",
                            type=float)
+    fit_mode: str = option(
+        "exact", "PerSAM-F fit: 'exact' takes the loss over every pixel (the public recipe); 'fast' over a lattice "
+                 f"of at most {LATTICE_PIXELS} pixels, each standing for its block: the same time on any photo size",
+        choices=FIT_MODES)
     presence: float = option(
         0.0, "not in the public recipe: count an object as absent from a photo (empty mask) when its peak "
              "target similarity there is below R times its peak on the reference(s) (e.g. 0.8; 0: off)",
@@ -37,6 +45,8 @@ class PhotoOptions:
             raise PersamError(f"the fit iterations must be 0 or more, not {self.fit_iterations}")
         if not self.fit_lr > 0:
             raise PersamError(f"the fit learning rate must be positive, not {self.fit_lr}")
+        if self.fit_mode not in FIT_MODES:
+            raise PersamError(f"the fit mode must be exact or fast, not {self.fit_mode!r}")
         if not 0.0 <= self.presence <= 1.0:
             raise PersamError(f"the presence ratio must be in [0, 1], not {self.presence}")
 
@@ -73,10 +83,11 @@ class PhotoResult:
 
 
 class ImagePersonalizer:
-    """Personalise SAM on ``references`` (several per object allowed), then :meth:`segment` photos."""
+    """Personalise SAM on ``references`` (several per object allowed), then :meth:`segment` photos.
+    ``on_progress(object id, fraction)`` hears PerSAM-F's fit advance; ``fit_seconds`` is its time."""
 
     def __init__(self, model: torch.nn.Module, references: Sequence[PhotoReference],
-                 options: Optional[PhotoOptions] = None) -> None:
+                 options: Optional[PhotoOptions] = None, on_progress: Optional[FitProgress] = None) -> None:
         if not references:
             raise PersamError("no reference: give at least one reference photo and its mask")
         self.options = options or PhotoOptions()
@@ -96,7 +107,9 @@ class ImagePersonalizer:
         self.features = torch.stack([f for f, _ in combined])
         self.means = torch.stack([m for _, m in combined])
         self.reference_peak = self._reference_peaks(references)
-        self.weights = self._fit(references) if self.options.method == "persam-f" else None
+        began = time.perf_counter()
+        self.weights = self._fit(references, on_progress) if self.options.method == "persam-f" else None
+        self.fit_seconds = time.perf_counter() - began
         self._references.retain()
 
     def _show(self, ref: PhotoReference) -> None:
@@ -135,25 +148,23 @@ class ImagePersonalizer:
         return torch.tensor([float(np.mean(peaks[k])) for k in self.ids])
 
     @torch.no_grad()
-    def _fit(self, references: Sequence[PhotoReference]) -> torch.Tensor:
+    def _fit(self, references: Sequence[PhotoReference], on_progress: Optional[FitProgress]) -> torch.Tensor:
         """PerSAM-F's two weights per object, fitted on its references of the first one's size: the
         prompt is the top point of each reference's own similarity map, one positive point."""
         weights = []
         for row, k in enumerate(self.ids):
             mine = [r for r in references if r.obj_id == k]
             mine = [r for r in mine if r.mask.shape == mine[0].mask.shape]
-            logits, targets = [], []
+            passes, targets = [], []
             for ref in mine:
                 self._show(ref)
                 maps = persam.confidence_maps(self.predictor, self.features[row:row + 1])
                 prompts = persam.Prompts(persam.top_points(maps, 1), torch.ones(1, 1, device=maps.device))
-                logits.append(persam.predict(self.predictor, prompts).logits)
-                targets.append(torch.as_tensor(ref.mask, device=maps.device))
-            stacked = logits[0] if len(logits) == 1 else torch.stack([x[0] for x in logits], dim=1)[None]
-            target = targets[0][None] if len(targets) == 1 else torch.stack(targets)[None]
-            with torch.enable_grad():
-                weights.append(persam.fit_scale_weights(stacked, target, self.options.fit_iterations,
-                                                        self.options.fit_lr)[0])
+                passes.append(persam.predict(self.predictor, prompts))
+                targets.append(torch.as_tensor(ref.mask, device=maps.device)[None])
+            told = None if on_progress is None else (lambda fraction, k=k: on_progress(k, fraction))
+            weights.append(fit_on_passes(passes, targets, self.options.fit_iterations, self.options.fit_lr,
+                                         self.options.fit_mode, told)[0])
         return torch.stack(weights)
 
     @torch.no_grad()
