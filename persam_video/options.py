@@ -106,8 +106,8 @@ class TrackerOptions:
                            type=float)
     fit_mode: str = option(
         "exact", "PerSAM-F fit: 'exact' takes the loss over every pixel (the public recipe); 'fast' over a "
-                 "bounded lattice of pixels, each standing for its block: the same time at any frame size, "
-                 "masks IoU >= 0.999 against the exact fit measured", choices=FIT_MODES)
+                 "bounded lattice of pixels, each standing for its block: the same time at any frame size",
+        choices=FIT_MODES)
 
     @classmethod
     def fast(cls, **settings: Any) -> "TrackerOptions":

@@ -48,6 +48,6 @@ def fit_summary(personalizer: ImagePersonalizer) -> List[str]:
     lines = [f"PerSAM-F fit: {options.fit_mode}, {options.fit_iterations} iterations, {n} object(s){took}"]
     if options.fit_mode == "exact" and seconds is not None and seconds > SLOW_FIT_SECONDS:
         lines.append(f"--fast (or --fit-mode fast) would fit on at most {LATTICE_PIXELS} pixels per photo, each "
-                     "standing for its block: the same time at any photo size, masks IoU >= 0.999 against "
-                     "this fit measured (benchmarks/README.md)")
+                     "standing for its block: the same time at any photo size, masks within IoU 0.9999 of "
+                     "this fit's on the benchmark photos (benchmarks/README.md)")
     return lines
