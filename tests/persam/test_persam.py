@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import torch
 from conftest import load_script
-from segment_anything import SamPredictor
 from segment_anything.modeling.transformer import Attention
 
 from persam_video import persam
+from persam_video.model.predictor import FramePredictor
 from persam_video.persam import decoding
 from persam_video.persam.decoder_hooks import GuidedAttention, attention_bias, decoder_switches
 
 
 @pytest.fixture
 def predictor(small_model, clip):
-    p = SamPredictor(small_model)
+    p = FramePredictor(small_model)  # SamPredictor to the bit (tests/model/test_predictor.py)
     p.set_image(clip.frames[0])
     return p
 
@@ -233,7 +233,7 @@ def test_switches_work_on_mobile_sam_decoders(tmp_path, clip):
     from persam_video.model.loading import build_model, load_sam
 
     path = save_random_checkpoint(lambda: build_model("vit_t"), tmp_path / "mobile_sam.pt", seed=4)
-    predictor = SamPredictor(load_sam("vit_t", path, device="cpu"))
+    predictor = FramePredictor(load_sam("vit_t", path, device="cpu"))
     predictor.set_image(clip.frames[0])
     target = persam.target_embedding(predictor, clip.labels[0] == 1)
     sim = persam.confidence_maps(predictor, target.feature[None])

@@ -194,9 +194,9 @@ def test_a_referenced_object_is_searched_whole_until_found(small_model, clip, so
     calls = []
     decode = VideoSegmenter.decode
 
-    def spy(self, objs, maps, with_box, gate=True):
+    def spy(self, objs, maps, with_box):
         calls.extend((obj.obj_id, with_box) for obj in objs)
-        return decode(self, objs, maps, with_box, gate)
+        return decode(self, objs, maps, with_box)
 
     monkeypatch.setattr(VideoSegmenter, "decode", spy)
     last_found = None
