@@ -3,7 +3,7 @@ those objects in any other photo (the public image recipe, docs/photos.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -12,6 +12,7 @@ from .. import persam
 from ..errors import PersamError, check_size
 from ..model.predictor import FramePredictor
 from ..options import option
+from .presence import AUTO, presence_value
 
 PHOTO_METHODS = ("persam", "persam-f")
 
@@ -25,10 +26,11 @@ class PhotoOptions:
     fit_iterations: int = option(1000, "PerSAM-F fitting iterations", metavar="N", type=int)
     fit_lr: float = option(1e-3, "PerSAM-F fitting learning rate (AdamW, cosine schedule)", metavar="LR",
                            type=float)
-    presence: float = option(
+    presence: Union[float, str] = option(
         0.0, "not in the public recipe: count an object as absent from a photo (empty mask) when its peak "
-             "target similarity there is below R times its peak on the reference(s) (e.g. 0.8; 0: off)",
-        metavar="R", type=float)
+             "target similarity there is below R times its peak on the reference(s) (e.g. 0.8; 0: off); auto: "
+             "the threshold from the collection's own similarities (Otsu's, per object; images only)",
+        metavar="R|auto", type=str)
 
     def __post_init__(self) -> None:
         if self.method not in PHOTO_METHODS:
@@ -37,8 +39,7 @@ class PhotoOptions:
             raise PersamError(f"the fit iterations must be 0 or more, not {self.fit_iterations}")
         if not self.fit_lr > 0:
             raise PersamError(f"the fit learning rate must be positive, not {self.fit_lr}")
-        if not 0.0 <= self.presence <= 1.0:
-            raise PersamError(f"the presence ratio must be in [0, 1], not {self.presence}")
+        self.presence = presence_value(self.presence)
 
 
 @dataclass
@@ -173,7 +174,8 @@ class ImagePersonalizer:
             prompts = persam.Prompts(persam.top_points(maps, 1), torch.ones(n, 1, device=device))
             result = persam.decode_persam_f(self.predictor, prompts, self.weights)
         peaks = maps.flatten(1).max(dim=1).values
-        found = result.found & (peaks >= self.reference_peak.to(device) * self.options.presence)
+        ratio = 0.0 if self.options.presence == AUTO else float(self.options.presence)  # auto: decided later
+        found = result.found & (peaks >= self.reference_peak.to(device) * ratio)
         logits = torch.where(found[:, None, None], result.logits, torch.full_like(result.logits, float("-inf")))
         label_map = persam.label_map(logits, self.ids)
         objects = [ObjectOnPhoto(k, label_map == k, float(result.scores[i]) if bool(found[i]) else 0.0,
