@@ -70,8 +70,8 @@ def example_albums(where: Path) -> List[Album]:
 
 
 def synthetic_albums(objects: int, photos: int, size: Tuple[int, int]) -> List[Album]:
-    """Each clip's first object on frame 0 as the reference; its other frames present, the next
-    clips' frames absent (as many as present times ``absent`` share)."""
+    """Each clip's first object on frame 0 as the reference; its other frames present, the same
+    frames of the next two clips absent (twice as many absent photos as present ones)."""
     clips = [make_clip(seed=700 + i, n_frames=photos + 1, size=size, n_objects=1) for i in range(objects)]
     albums = []
     for i, clip in enumerate(clips):
