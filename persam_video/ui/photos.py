@@ -39,9 +39,9 @@ Point = Tuple[float, float, bool]
 def decode_photo(data: bytes, name: str) -> np.ndarray:
     """An uploaded photo as RGB, upright (EXIF), at most ``MAX_SIDE`` on its long side."""
     try:
-        image = read_photo(io.BytesIO(data), name)
+        image = read_photo(io.BytesIO(data), name or "the upload")
     except PersamError as exc:
-        raise UiError(f"{name or 'the upload'} is not a photo this page can read: {exc}") from None
+        raise UiError(str(exc)) from None  # "cannot read the photo NAME: why", "... is too large ..."
     scale = MAX_SIDE / max(image.shape[:2])
     if scale >= 1:
         return image
