@@ -2,6 +2,7 @@
 upright (EXIF orientation applied), HEIC/HEIF through the ``pillow-heif`` plugin, bounded in size."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, List, Sequence, Tuple, Union
@@ -19,6 +20,7 @@ LIST_SUFFIXES = (".txt", ".lst")
 HEIF_EXTRA = "heif"
 #: the largest photo read by default (pixels): 48 MP phones and 100 MP cameras pass, a 200 MP one is refused
 MAX_PIXELS = 120_000_000
+_PILLOW_LIMIT = threading.Lock()
 #: the smallest side a photo may have: SAM needs a few pixels to find anything
 MIN_SIDE = 8
 
@@ -98,18 +100,26 @@ def read_photo(source: Union[PathLike, BinaryIO], name: str = "", max_pixels: in
     _heif_plugin(shown)
     if isinstance(source, (str, Path)) and not Path(source).is_file():
         raise PersamError(f"cannot read the photo {shown}: no such file")
-    previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # our own limit, checked from the header below, replaces Pillow's
     try:
-        with Image.open(source) as image:
+        with _opened(source) as image:
             _check_pixels(image.size, shown, max_pixels)
             image.load()
             upright = ImageOps.exif_transpose(image)
             return np.asarray(upright.convert("RGB"))
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise PersamError(f"cannot read the photo {shown}: {error_line(exc)}") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
+
+
+def _opened(source: Union[PathLike, BinaryIO]) -> Image.Image:
+    """``Image.open`` with Pillow's own pixel limit lifted for the call (read_photo's ``max_pixels``,
+    checked from the header, replaces it); the lock keeps threads from restoring each other's."""
+    with _PILLOW_LIMIT:
+        previous = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            return Image.open(source)
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
 
 
 def read_mask_colours(path: PathLike) -> np.ndarray:
