@@ -9,7 +9,7 @@ from typing import Optional
 from tqdm.auto import tqdm
 
 from ..errors import PersamError
-from ..io.photos import list_photos
+from ..io.photos import MAX_PIXELS, list_photos
 from ..model.loading import sha256_of
 from ..photos.collection import EXPORTS, references_from_files, segment_collection
 from ..photos.fit_report import FitBar, fit_summary
@@ -30,12 +30,25 @@ EPILOG = """examples:
   persam-video images --ref-image dog.jpg --ref-mask dog.png album/ --out masks/
   persam-video images --ref-image a.jpg --ref-mask a.png --ref-image b.jpg --ref-mask b.png photos.txt --out out/
   persam-video images --ref-image dog.jpg --ref-mask dog.png album/ --out out/ --method persam-f --export cutout
+  persam-video images --ref-image dog.heic --ref-mask dog.png iphone-album/ --out out/ --presence auto --coco dog.json
 
 Writes OUT/<photo name>.png (a label PNG at the photo's size, the mask's object ids) for every
-photo and OUT/summary.csv (photo, object, found, score, similarity, area, seconds, error). A photo
-that cannot be read is reported there and the others go on (exit 1). Photos are read upright
-(EXIF orientation applied), as a viewer shows them.
+photo and OUT/summary.csv (photo, object, found, score, similarity, area, seconds, error,
+presence_threshold, skipped). A photo that cannot be read is reported there and the others go on
+(exit 1); a folder's files that are not photos are listed there as skipped, with the reason.
+Photos are read upright (EXIF orientation applied), as a viewer shows them; HEIC/HEIF need the
+heif extra (pillow-heif), AVIF a Pillow built with it.
 """
+
+
+def add_album_options(parser: argparse.ArgumentParser) -> None:
+    """``--coco`` and ``--max-pixels``: what ``images`` and ``perseg run`` share about an album."""
+    parser.add_argument("--coco", default=None, metavar="FILE",
+                        help="also write the masks as COCO instance annotations (RLE, one category per object), "
+                             "for CVAT, Label Studio or Roboflow")
+    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
+                        help="refuse a photo of more than N pixels, from its header before decoding it, instead of "
+                             "running out of memory (default: %(default)s)")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -61,6 +74,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--export", choices=EXPORTS, default=None,
                         help="also write, per found object, OUT/<kind>/<photo>_<id>.png: an RGBA cut-out, a grey "
                              "matte, or the subject on white")
+    add_album_options(parser)
     add_quiet(parser, "no progress bar")
     add_photo_options(parser)
     add_model_options(parser)
@@ -77,7 +91,10 @@ def run(args: argparse.Namespace) -> Optional[int]:
     options = photo_options(args)
     references = [ref for image, mask in zip(args.ref_image, args.ref_mask)
                   for ref in references_from_files(image, mask)]
-    photos = list_photos(args.photos)
+    if args.max_pixels < 1:
+        raise PersamError(f"--max-pixels must be at least 1, not {args.max_pixels}")
+    album = list_photos(args.photos)
+    photos = album.photos
     with output_lock(args.out):
         model = load_model(args, progress=not args.quiet)
         bar = FitBar(options, enabled=not args.quiet)
@@ -93,10 +110,12 @@ def run(args: argparse.Namespace) -> Optional[int]:
                                    for image, mask in zip(args.ref_image, args.ref_mask)]}
         done = segment_collection(personalizer, photos, args.out, export=args.export, progress=not args.quiet,
                                   log=lambda text: tqdm.write(text, file=sys.stderr), settings=settings,
-                                  restart=args.restart, workers=args.workers, model=model_spec(args))
+                                  restart=args.restart, workers=args.workers, model=model_spec(args),
+                                  skipped=album.skipped, max_pixels=args.max_pixels, coco=args.coco)
     if not args.quiet:
         found = sum(1 for row in done.rows if row.get("found") == 1)
-        print(f"{len(photos) - len(done.failed)} photo(s) segmented, {found} object(s) found; masks and "
+        skipped = f", {len(album.skipped)} file(s) not photos skipped" if album.skipped else ""
+        print(f"{len(photos) - len(done.failed)} photo(s) segmented, {found} object(s) found{skipped}; masks and "
               f"{done.summary.name} in {args.out}", file=sys.stderr)
     if done.failed:
         print(f"persam-video: {len(done.failed)} photo(s) could not be read: {'; '.join(done.failed)}",

@@ -5,6 +5,7 @@ import argparse
 import sys
 from typing import Optional
 
+from ..errors import PersamError
 from .common import (
     add_command,
     add_model_options,
@@ -16,6 +17,7 @@ from .common import (
     name_list,
     photo_options,
 )
+from .images import add_album_options
 
 RUN_EPILOG = """examples:
   persam-video perseg run --root PerSeg --out results/ --eval
@@ -55,6 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run_cmd.add_argument("--out", required=True, metavar="DIR", help="results folder: OUT/<object>/<name>.png")
     add_dataset_options(run_cmd, "segment")
     run_cmd.add_argument("--eval", action="store_true", help="score the results afterwards (perseg eval)")
+    add_album_options(run_cmd)
     add_quiet(run_cmd, "no progress bar")
     add_photo_options(run_cmd)
     add_model_options(run_cmd)
@@ -79,10 +82,14 @@ def run_run(args: argparse.Namespace) -> Optional[int]:
 
     check_threads(args.threads)
     options = photo_options(args)
+    if options.presence == "auto":
+        raise PersamError("--presence auto is for images (an album where the object is sometimes absent); every "
+                          "PerSeg photo shows its object")
     with output_lock(args.out):
         model = load_model(args, progress=not args.quiet)
         run_perseg(args.root, args.out, options, model_spec(args), model, args.ref_idx, args.objects,
-                   progress=not args.quiet, log=lambda text: None if args.quiet else print(text, file=sys.stderr))
+                   progress=not args.quiet, log=lambda text: None if args.quiet else print(text, file=sys.stderr),
+                   max_pixels=args.max_pixels, coco=args.coco)
     if args.eval:
         print(format_report(evaluate(args.root, args.out, args.ref_idx, args.objects)))
     return 0

@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import PersamError, check_size, error_line, wxh
 from .files import PathLike, atomic_write
 from .masks import object_ids, read_label_png, select_objects, write_label_png
+from .photos import read_photo
 
 SCHEMA_VERSION = 1
 
@@ -268,7 +269,7 @@ def _reference_from(entry: _Entry) -> Reference:
         raise entry.error("object", str(exc)) from None
     image_path = entry.file("image", required=True)
     try:
-        image = read_image(image_path)
+        image = read_photo(image_path)
     except PersamError as exc:
         raise entry.error("image", str(exc)) from None
     mask = entry.mask("mask", obj_id, required=True)
@@ -291,24 +292,10 @@ def references_from_files(image_path: PathLike, mask_path: PathLike, mask_flag: 
 
     ``mask_flag`` / ``image_flag`` name the two files in errors (a size mismatch, a mask with no
     object): the command line passes its flags."""
-    image, labels = read_image(image_path), read_label_png(mask_path)
+    image, labels = read_photo(image_path), read_label_png(mask_path)
     check_size(f"{mask_flag} {mask_path}", labels.shape, image.shape, f"its {image_flag} {image_path} is")
     ids = select_objects(labels, None, source=f"{mask_flag} {mask_path}")
     return [Reference(k, image, labels == k) for k in ids]
-
-
-def read_image(path: PathLike) -> np.ndarray:
-    """An image file as RGB uint8 (H, W, 3); a one-line PersamError when it cannot be read."""
-    from PIL import Image
-
-    path = Path(path)
-    if not path.is_file():
-        raise PersamError(f"image file not found: {path}")
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
-    except Exception as exc:  # PIL raises many types for corrupt files
-        raise PersamError(f"cannot read image {path}: {error_line(exc)}") from None
 
 
 def load_prompts(path: PathLike) -> PromptSet:

@@ -7,16 +7,18 @@ object, and a rerun with the same settings skips it.
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ..batch.markers import clear_partial, read_marker, write_marker
 from ..errors import PersamError
 from ..io.files import PathLike, ensure_writable_dir
-from ..io.masks import write_label_png
-from ..io.photos import list_photos, read_photo
+from ..io.masks import read_label_png, write_label_png
+from ..io.photos import MAX_PIXELS, list_photos, read_photo
 from ..model.loading import ModelSpec
 from ..photos.collection import references_from_files
 from ..photos.fit_report import FitBar, fit_summary
@@ -31,8 +33,10 @@ def settings_record(options: PhotoOptions, model: ModelSpec) -> dict:
 
 def run_perseg(root: PathLike, out: PathLike, options: PhotoOptions, model: ModelSpec, loaded: torch.nn.Module,
                ref_idx: str = "00", objects: Optional[Sequence[str]] = None, progress: bool = True,
-               log: Callable[[str], None] = lambda text: None) -> List[str]:
-    """Segment the chosen objects (default: all) into ``out``; returns the objects segmented now."""
+               log: Callable[[str], None] = lambda text: None, max_pixels: int = MAX_PIXELS,
+               coco: Optional[PathLike] = None) -> List[str]:
+    """Segment the chosen objects (default: all) into ``out``; returns the objects segmented now.
+    ``coco`` also writes every chosen object's masks as one COCO instances file (a category each)."""
     layout = PersegLayout(root)
     names = layout.objects(objects)
     settings = settings_record(options, model)
@@ -43,7 +47,7 @@ def run_perseg(root: PathLike, out: PathLike, options: PhotoOptions, model: Mode
         if read_marker(folder) == settings:
             log(f"{name}: done already, skipped")
             continue
-        photos = list_photos([layout.root / "Images" / name])
+        photos = list_photos([layout.root / "Images" / name]).photos
         reference = [p for p in photos if p.stem == ref_idx]
         if not reference:
             raise PersamError(f"object {name} has no reference photo {ref_idx}.* in {layout.root / 'Images' / name}")
@@ -60,8 +64,24 @@ def run_perseg(root: PathLike, out: PathLike, options: PhotoOptions, model: Mode
         ensure_writable_dir(folder)
         clear_partial(folder)  # its label PNGs, temporaries and a marker of other settings
         for photo in photos:
-            write_label_png(folder / f"{photo.stem}.png", personalizer.segment(read_photo(photo)).labels)
+            image = read_photo(photo, max_pixels=max_pixels)
+            write_label_png(folder / f"{photo.stem}.png", personalizer.segment(image).labels)
         write_marker(folder, settings)
         done.append(name)
+    if coco is not None:
+        write_perseg_coco(coco, layout, names, out)
     return done
+
+
+def write_perseg_coco(path: PathLike, layout: PersegLayout, names: Sequence[str], out: Path) -> Path:
+    """The results of ``names`` as one COCO instances file: object ``i`` (1-based, in ``names``'
+    order) is category ``i`` named after it; each photo is named ``<object>/<photo file>``."""
+    from ..export.coco import CocoFile
+
+    document = CocoFile(range(1, len(names) + 1), {i: name for i, name in enumerate(names, 1)})
+    for index, name in enumerate(names, 1):
+        for photo in list_photos([layout.root / "Images" / name]).photos:
+            labels = read_label_png(out / name / f"{photo.stem}.png")
+            document.add(f"{name}/{photo.name}", np.where(labels > 0, index, 0).astype(np.uint8))
+    return document.write(path)
 

@@ -12,7 +12,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -22,16 +22,18 @@ from ..export.render import cutout_frame, matte_frame
 from ..export.sinks import write_image_png
 from ..io.files import PathLike, atomic_write, ensure_writable_dir, remove_temporaries
 from ..io.masks import object_ids, read_label_png, write_label_png
-from ..io.photos import read_mask_colours, read_photo
+from ..io.photos import MAX_PIXELS, read_mask_colours, read_photo
 from ..model.loading import ModelSpec
 from ..runtime.processes import stop_pool, tie_to_parent
 from ..runtime.system import set_threads
 from .personalizer import ImagePersonalizer, PhotoReference
+from .presence import AUTO, decide_presence
 
 EXPORTS = ("cutout", "matte", "white")
 SUMMARY_NAME = "summary.csv"
 PROGRESS_NAME = ".persam-images.json"  # the photos done so far and their rows, for a rerun after a kill
-COLUMNS = ("photo", "object", "found", "score", "similarity", "area", "seconds", "error")
+COLUMNS = ("photo", "object", "found", "score", "similarity", "area", "seconds", "error", "presence_threshold",
+           "skipped")
 
 
 def references_from_files(image_path: PathLike, mask_path: PathLike) -> List[PhotoReference]:
@@ -99,12 +101,12 @@ def write_summary(path: Path, rows: Sequence[Dict[str, object]]) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text.getvalue()))
 
 
-def segment_photo(personalizer: ImagePersonalizer, photo: Path, name: str, out: Path, export: Optional[str]
-                  ) -> List[Dict[str, object]]:
+def segment_photo(personalizer: ImagePersonalizer, photo: Path, name: str, out: Path, export: Optional[str],
+                  max_pixels: int = MAX_PIXELS) -> List[Dict[str, object]]:
     """One photo: its label PNG, its exports, and its summary rows (one per object, or one error row)."""
     began = time.perf_counter()
     try:
-        image = read_photo(photo)
+        image = read_photo(photo, max_pixels=max_pixels)
     except PersamError as exc:
         return [{"photo": str(photo), "error": error_line(exc)}]
     result = personalizer.segment(image)
@@ -121,7 +123,9 @@ def segment_photo(personalizer: ImagePersonalizer, photo: Path, name: str, out: 
 def segment_collection(personalizer: ImagePersonalizer, photos: Sequence[Path], out: PathLike,
                        export: Optional[str] = None, progress: bool = True,
                        log: Callable[[str], None] = lambda text: None, settings: Optional[dict] = None,
-                       restart: bool = False, workers: int = 1, model: Optional[ModelSpec] = None) -> CollectionRun:
+                       restart: bool = False, workers: int = 1, model: Optional[ModelSpec] = None,
+                       skipped: Sequence[Tuple[Path, str]] = (), max_pixels: int = MAX_PIXELS,
+                       coco: Optional[PathLike] = None) -> CollectionRun:
     """Segment every photo into ``out/<stem>.png`` (the photo's size, the objects' ids) and write
     ``out/summary.csv``; with ``export``, ``out/<export>/<stem>_<id>.png`` per found object. A photo
     that cannot be read is reported in the summary and the others go on.
@@ -129,7 +133,12 @@ def segment_collection(personalizer: ImagePersonalizer, photos: Sequence[Path], 
     With ``settings`` (what decides the masks), the photos done are recorded after each one, and a
     rerun with the same settings (unless ``restart``) skips them: a killed run goes on where it was.
     ``workers`` > 1 runs the photos in that many processes, each loading ``model`` (the personalizer's
-    targets and weights are handed over, not fitted again): the same files as one worker."""
+    targets and weights are handed over, not fitted again): the same files as one worker.
+
+    ``skipped`` (files that are not photos, with the reason) are listed in the summary; a photo over
+    ``max_pixels`` is refused before decoding. With the personalizer's presence ``auto``, the
+    objects whose similarity falls under the collection's own threshold are taken out of the label
+    PNGs (and exports) at the end; ``coco`` also writes the masks as a COCO instances file."""
     if export is not None and export not in EXPORTS:
         raise PersamError(f"unknown export {export!r}: use {', '.join(EXPORTS)}")
     if workers < 1:
@@ -159,13 +168,21 @@ def segment_collection(personalizer: ImagePersonalizer, photos: Sequence[Path], 
                   disable=not progress, dynamic_ncols=True) as bar:
             if workers == 1 or len(todo) < 2:
                 for photo, name in todo:
-                    finished(photo, segment_photo(personalizer, photo, name, out, export))
+                    finished(photo, segment_photo(personalizer, photo, name, out, export, max_pixels))
                     bar.update(1)
             else:
-                _in_pool(todo, workers, model, personalizer.state(), out, export, finished, bar)
-    finally:
-        rows = [row for photo in photos for row in done.get(str(photo), [])]
-        write_summary(out / SUMMARY_NAME, rows)
+                _in_pool(todo, workers, model, personalizer.state(), out, export, max_pixels, finished, bar)
+    except BaseException:
+        write_summary(out / SUMMARY_NAME, _skipped_rows(skipped) + _rows_of(photos, done))
+        raise
+    rows = _rows_of(photos, done)
+    if personalizer.options.presence == AUTO:
+        rows = decide_presence(rows)
+        _drop_absent(rows, dict(zip(map(str, photos), names)), out, export)
+    rows = _skipped_rows(skipped) + rows
+    write_summary(out / SUMMARY_NAME, rows)
+    if coco is not None:
+        write_coco(coco, photos, names, out, personalizer.ids)
     failed = [str(p) for p in photos if any(row.get("error") for row in done.get(str(p), []))]
     return CollectionRun(rows, failed, out / SUMMARY_NAME)
 
@@ -180,17 +197,17 @@ def _init_worker(model: ModelSpec, state: dict, workers: int, parent: int) -> No
     _WORKER["personalizer"] = ImagePersonalizer.from_state(model.load(progress=False), state)
 
 
-def _work(photo: Path, name: str, out: Path, export: Optional[str]) -> List[Dict[str, object]]:
-    return segment_photo(_WORKER["personalizer"], photo, name, out, export)
+def _work(photo: Path, name: str, out: Path, export: Optional[str], max_pixels: int) -> List[Dict[str, object]]:
+    return segment_photo(_WORKER["personalizer"], photo, name, out, export, max_pixels)
 
 
-def _in_pool(todo, workers: int, model: ModelSpec, state: dict, out: Path, export: Optional[str],
+def _in_pool(todo, workers: int, model: ModelSpec, state: dict, out: Path, export: Optional[str], max_pixels: int,
              finished: Callable, bar) -> None:
     """The photos of ``todo`` on a pool of ``workers`` processes, ``finished`` called as each ends."""
     pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(model, state, workers, os.getpid()))
     try:
-        futures = {pool.submit(_work, photo, name, out, export): photo for photo, name in todo}
+        futures = {pool.submit(_work, photo, name, out, export, max_pixels): photo for photo, name in todo}
         for future in as_completed(futures):
             try:
                 rows = future.result()
@@ -218,3 +235,45 @@ def _read_progress(path: Path, record: dict) -> Optional[dict]:
 
 def _write_progress(path: Path, record: dict) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record)))
+
+
+def _rows_of(photos: Sequence[Path], done: Dict[str, List[Dict[str, object]]]) -> List[Dict[str, object]]:
+    """The summary rows of the photos done, in the photos' order."""
+    return [row for photo in photos for row in done.get(str(photo), [])]
+
+
+def _skipped_rows(skipped: Sequence[Tuple[Path, str]]) -> List[Dict[str, object]]:
+    """One summary row per file of the folders that is not a photo, with the reason."""
+    return [{"photo": str(path), "skipped": reason} for path, reason in skipped]
+
+
+def _drop_absent(rows: Sequence[Dict[str, object]], names: Dict[str, str], out: Path, export: Optional[str]) -> None:
+    """Take the objects that ``rows`` say are absent (found 0, area 0) out of their label PNGs and
+    exports; each PNG is rewritten atomically, so a kill leaves it before or after, and a rerun
+    does the same again."""
+    absent: Dict[str, List[int]] = {}
+    for row in rows:
+        if row.get("object") not in (None, "") and str(row.get("found")) == "0":
+            absent.setdefault(names[str(row["photo"])], []).append(int(str(row["object"])))
+    for name, ids in absent.items():
+        path = out / f"{name}.png"
+        labels = read_label_png(path)
+        gone = np.isin(labels, ids)
+        if gone.any():
+            labels[gone] = 0
+            write_label_png(path, labels)
+        for k in ids:
+            if export is not None:
+                (out / export / f"{name}_{k}.png").unlink(missing_ok=True)
+
+
+def write_coco(path: PathLike, photos: Sequence[Path], names: Sequence[str], out: Path, ids: Sequence[int]) -> Path:
+    """The label PNGs of ``out`` as a COCO instances file (RLE masks, one category per object id),
+    each image named by its photo's path; photos that failed are left out."""
+    from ..export.coco import CocoFile
+
+    document = CocoFile(ids)
+    for photo, name in zip(photos, names):
+        if (out / f"{name}.png").is_file():
+            document.add(str(photo), read_label_png(out / f"{name}.png"))
+    return document.write(path)

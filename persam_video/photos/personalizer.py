@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ from ..model.predictor import FramePredictor
 from ..options import FIT_MODES, option
 from ..persam.fit import fit_on_passes
 from ..persam.lattice import LATTICE_PIXELS
+from .presence import AUTO, presence_value
 
 PHOTO_METHODS = ("persam", "persam-f")
 FitProgress = Callable[[int, float], None]  # (object id, fraction of its fit done)
@@ -33,10 +34,11 @@ class PhotoOptions:
         "exact", "PerSAM-F fit: 'exact' takes the loss over every pixel (the public recipe); 'fast' over a lattice "
                  f"of at most {LATTICE_PIXELS} pixels, each standing for its block: the same time on any photo size",
         choices=FIT_MODES)
-    presence: float = option(
+    presence: Union[float, str] = option(
         0.0, "not in the public recipe: count an object as absent from a photo (empty mask) when its peak "
-             "target similarity there is below R times its peak on the reference(s) (e.g. 0.8; 0: off)",
-        metavar="R", type=float)
+             "target similarity there is below R times its peak on the reference(s) (e.g. 0.8; 0: off); auto: "
+             "the threshold from the collection's own similarities (Otsu's, per object; images only)",
+        metavar="R|auto", type=str)
 
     def __post_init__(self) -> None:
         if self.method not in PHOTO_METHODS:
@@ -47,8 +49,7 @@ class PhotoOptions:
             raise PersamError(f"the fit learning rate must be positive, not {self.fit_lr}")
         if self.fit_mode not in FIT_MODES:
             raise PersamError(f"the fit mode must be exact or fast, not {self.fit_mode!r}")
-        if not 0.0 <= self.presence <= 1.0:
-            raise PersamError(f"the presence ratio must be in [0, 1], not {self.presence}")
+        self.presence = presence_value(self.presence)
 
 
 @dataclass
@@ -183,7 +184,8 @@ class ImagePersonalizer:
             prompts = persam.Prompts(persam.top_points(maps, 1), torch.ones(n, 1, device=device))
             result = persam.decode_persam_f(self.predictor, prompts, self.weights)
         peaks = maps.flatten(1).max(dim=1).values
-        found = result.found & (peaks >= self.reference_peak.to(device) * self.options.presence)
+        ratio = 0.0 if self.options.presence == AUTO else float(self.options.presence)  # auto: decided later
+        found = result.found & (peaks >= self.reference_peak.to(device) * ratio)
         logits = torch.where(found[:, None, None], result.logits, torch.full_like(result.logits, float("-inf")))
         label_map = persam.label_map(logits, self.ids)
         objects = [ObjectOnPhoto(k, label_map == k, float(result.scores[i]) if bool(found[i]) else 0.0,

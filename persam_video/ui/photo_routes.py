@@ -1,4 +1,5 @@
-"""The photo mode's page (``/photos``) and JSON API: a reference, its clicks, a batch, Run, corrections, a zip."""
+"""The photo mode's page (``/photos``) and JSON API: a reference, its objects and clicks, undo, a batch, Run and
+its progress, corrections, a zip."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,6 +20,7 @@ class PhotoClick(BaseModel):
     x: float
     y: float
     positive: bool = True
+    object: int = 1
 
 
 class Correction(PhotoClick):
@@ -27,6 +29,7 @@ class Correction(PhotoClick):
 
 class Run(BaseModel):
     method: str = "persam"
+    fast: bool = False
 
 
 def add_photo_routes(app: FastAPI, current: Callable[[Request], BrowserSession], open_page: Callable[..., HTMLResponse],
@@ -72,19 +75,33 @@ def add_photo_routes(app: FastAPI, current: Callable[[Request], BrowserSession],
 
     @app.post("/api/photos/click")
     def click(body: PhotoClick, session: BrowserSession = Depends(current)) -> dict:
-        session.photos.click_reference(body.x, body.y, body.positive)
+        session.photos.click_reference(body.x, body.y, body.positive, body.object)
         return session.photos.describe()
+
+    @app.post("/api/photos/object")
+    def add_object(session: BrowserSession = Depends(current)) -> dict:
+        session.photos.add_object()
+        return session.photos.describe()
+
+    @app.post("/api/photos/undo")
+    def undo(session: BrowserSession = Depends(current)) -> dict:
+        session.photos.undo()
+        return session.photos.describe()
+
+    @app.get("/api/photos/progress")
+    def progress(session: BrowserSession = Depends(current)) -> dict:
+        return {"progress": session.photos.progress}  # read without the lock that Run holds
 
     @app.post("/api/photos/correct")
     def correct(body: Correction, session: BrowserSession = Depends(current)) -> dict:
-        session.photos.correct(body.index, body.x, body.y, body.positive)
+        session.photos.correct(body.index, body.x, body.y, body.positive, body.object)
         return session.photos.describe()
 
     @app.post("/api/photos/run")
     def run(body: Run, session: BrowserSession = Depends(current)) -> dict:
         if body.method not in ("persam", "persam-f"):
             raise UiError("the method is persam or persam-f")
-        session.photos.run(body.method)
+        session.photos.run(body.method, body.fast)
         return session.photos.describe()
 
     @app.get("/api/photos/image/{which}")

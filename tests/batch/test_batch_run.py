@@ -214,7 +214,8 @@ def test_a_rerun_skips_done_clips_and_names_a_changed_entry(clips, reference, sm
 def test_prompts_files_and_references_run_the_prompting_pipeline(machine_bf16, clips, small_model, small_checkpoint,
                                                                  tmp_path, capsys):
     from persam_video.io.masks import read_label_png
-    from persam_video.io.prompts import PromptSet, Reference, load_prompts, read_image
+    from persam_video.io.photos import read_photo
+    from persam_video.io.prompts import PromptSet, Reference, load_prompts
     from persam_video.options import TrackerOptions
     from persam_video.pipeline import segment_video
 
@@ -242,7 +243,7 @@ def test_prompts_files_and_references_run_the_prompting_pipeline(machine_bf16, c
                                       "--ref-mask", ref_mask), capsys)
     assert code == 0, err
     labels = read_label_png(ref_mask)
-    refs = [Reference(k, read_image(ref_image), labels == k) for k in sorted(set(labels.ravel()) - {0, 255})]
+    refs = [Reference(k, read_photo(ref_image), labels == k) for k in sorted(set(labels.ravel()) - {0, 255})]
     segment_video(clip / names[2], tmp_path / "direct-refs", PromptSet([], refs), options, small_model,
                   resume=False, progress=False)
     assert png_bytes(tmp_path / "refs" / "found") == png_bytes(tmp_path / "direct-refs")

@@ -182,3 +182,104 @@ def test_a_killed_run_goes_on_where_it_was_with_the_same_files(album, small_chec
     strip = [{k: v for k, v in row.items() if k != "seconds"} for row in read_rows(whole / "summary.csv")]
     assert [{k: v for k, v in row.items() if k != "seconds"} for row in read_rows(resumed / "summary.csv")] == strip
     assert not list(resumed.glob(".*.tmp*"))
+
+
+def test_an_album_as_it_comes_heic_avif_bad_photos_and_other_files(album, small_checkpoint, tmp_path, capsys):
+    """HEIC and AVIF photos are segmented; a 0-byte HEIC, a truncated HEIC, a 1x1 photo and one over
+    --max-pixels are one line each in the summary and the others go on; a folder's other files are
+    listed as skipped with the reason."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    frame = np.asarray(Image.open(album / "photos" / "a.jpg").convert("RGB"))
+    Image.fromarray(frame).save(folder / "a.heic", quality=95)
+    Image.fromarray(frame).save(folder / "b.avif", quality=95)
+    (folder / "empty.heic").write_bytes(b"")
+    (folder / "cut.heic").write_bytes((folder / "a.heic").read_bytes()[:200])
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(folder / "dot.png")
+    Image.fromarray(np.zeros((200, 200, 3), np.uint8)).save(folder / "big.png")
+    (folder / "clip.mov").write_bytes(b"not a photo")
+    (folder / "notes.txt").write_text("hello")
+    out = tmp_path / "out"
+    code, _, err = run_cli(images(album, out, small_checkpoint, folder, "--max-pixels", "30000"), capsys)
+    assert code == 1 and "4 photo(s) could not be read" in err and "Traceback" not in err
+    rows = read_rows(out / "summary.csv")
+    by_name = {}
+    for row in rows:
+        by_name.setdefault(row["photo"].rsplit("/", 1)[-1], []).append(row)
+    assert [r["skipped"] for r in by_name["clip.mov"]] == ["not a photo (.mov; photos are .jpg .jpeg .png .webp "
+                                                           ".bmp .tif .tiff .gif .avif .heic .heif)"]
+    assert by_name["notes.txt"][0]["skipped"].startswith("not a photo (.txt;")
+    assert by_name["empty.heic"][0]["error"].startswith("cannot read the photo")
+    assert by_name["cut.heic"][0]["error"].startswith("cannot read the photo")
+    assert "too small: 1x1 pixels" in by_name["dot.png"][0]["error"]
+    assert by_name["big.png"][0]["error"].endswith("too large: 40000 pixels (200x200), the limit is 30000, "
+                                                   "set by --max-pixels")
+    assert all("\n" not in r["error"] for r in rows)
+    for name in ("a", "b"):
+        assert read_label_png(out / f"{name}.png").shape == SIZE
+        assert [r["error"] for r in by_name[f"{name}.heic" if name == "a" else f"{name}.avif"]] == ["", ""]
+    assert sorted(p.name for p in out.glob("*.png")) == ["a.png", "b.png"]  # nothing for the failed ones
+
+
+def test_coco_file_reads_back_with_pycocotools_as_the_label_pngs(album, small_checkpoint, tmp_path, capsys):
+    from pycocotools.coco import COCO
+
+    out, coco_path = tmp_path / "out", tmp_path / "masks.json"
+    code, _, err = run_cli(images(album, out, small_checkpoint, album / "photos", "--coco", coco_path), capsys)
+    assert code == 0, err
+    coco = COCO(str(coco_path))
+    assert sorted(coco.getCatIds()) == [1, 2]
+    images_by_file = {info["file_name"].rsplit("/", 1)[-1]: info for info in coco.dataset["images"]}
+    assert sorted(images_by_file) == ["a.jpg", "b.png", "c.webp"]
+    annotated = 0
+    for file_name, info in images_by_file.items():
+        labels = read_label_png(out / f"{file_name.rsplit('.', 1)[0]}.png")
+        assert (info["height"], info["width"]) == labels.shape
+        for k in (1, 2):
+            anns = coco.loadAnns(coco.getAnnIds(imgIds=[info["id"]], catIds=[k]))
+            expected = labels == k
+            assert len(anns) == int(expected.any())
+            if anns:
+                annotated += 1
+                assert np.array_equal(coco.annToMask(anns[0]).astype(bool), expected)
+    assert annotated >= 3
+
+
+def test_presence_auto_drops_the_photos_of_the_other_group_and_says_its_threshold(small_checkpoint, tmp_path,
+                                                                                  capsys):
+    """A reference object, 3 photos with it and 3 of another clip without it: the summary gives each
+    row the object's threshold, and the photos found absent have no pixel of it in their PNG."""
+    clip = make_clip(seed=21, n_frames=4, size=SIZE, n_objects=1)
+    other = make_clip(seed=33, n_frames=3, size=SIZE, n_objects=1)
+    Image.fromarray(clip.frames[0]).save(tmp_path / "ref.png")
+    write_label_png(tmp_path / "ref_mask.png", clip.labels[0])
+    folder = tmp_path / "album"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(clip.frames[i + 1]).save(folder / f"with{i}.png")
+        Image.fromarray(other.frames[i]).save(folder / f"without{i}.png")
+    out = tmp_path / "out"
+    code, _, err = run_cli(images(tmp_path, out, small_checkpoint, folder, "--presence", "auto", "--export",
+                                  "matte"), capsys)
+    assert code == 0, err
+    rows = read_rows(out / "summary.csv")
+    similarities = [float(r["similarity"]) for r in rows]
+    assert len({r["presence_threshold"] for r in rows}) == 1
+    threshold = rows[0]["presence_threshold"]
+    from persam_video.photos.presence import otsu_threshold
+
+    expected = otsu_threshold(similarities)
+    assert threshold == ("" if expected is None else f"{expected:.4f}")
+    for row in rows:
+        name = row["photo"].rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        labels = read_label_png(out / f"{name}.png")
+        assert int(row["area"]) == int((labels == 1).sum())
+        assert (out / "matte" / f"{name}_1.png").exists() == (row["found"] == "1")
+        if expected is not None and float(row["similarity"]) < expected:
+            assert row["found"] == "0" and not (labels == 1).any()
+    code, _, err = run_cli(images(tmp_path, tmp_path / "bad", small_checkpoint, folder, "--presence", "sometimes"),
+                           capsys)
+    assert_one_line_error(code, err, "presence must be a ratio in [0, 1] or auto")

@@ -29,8 +29,20 @@ def args(root, out, checkpoint, *extra):
 def test_every_photo_is_written_then_scored_and_a_rerun_skips(small_checkpoint, tmp_path, capsys):
     write_perseg(tmp_path / "PerSeg")
     out = tmp_path / "out"
-    code, stdout, err = run_cli(args(tmp_path / "PerSeg", out, small_checkpoint, "--eval"), capsys)
+    code, stdout, err = run_cli(args(tmp_path / "PerSeg", out, small_checkpoint, "--eval", "--coco",
+                                     tmp_path / "perseg.json"), capsys)
     assert code == 0, err
+    from pycocotools.coco import COCO
+
+    coco = COCO(str(tmp_path / "perseg.json"))
+    assert {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())} == {1: "bear", 2: "mug"}
+    for info in coco.dataset["images"]:
+        name, photo = info["file_name"].split("/")
+        labels = read_label_png(out / name / photo.replace(".jpg", ".png")) > 0
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=[info["id"]]))
+        assert [a["category_id"] for a in anns] == ([1 + ("bear", "mug").index(name)] if labels.any() else [])
+        assert not anns or np.array_equal(coco.annToMask(anns[0]).astype(bool), labels)
+    assert len(coco.dataset["images"]) == 6
     for name in ("bear", "mug"):
         written = sorted(p.name for p in (out / name).glob("*.png"))
         assert written == ["00.png", "01.png", "02.png"]

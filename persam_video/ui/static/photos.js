@@ -1,7 +1,10 @@
 "use strict";
-// The photo mode: a reference photo and its clicks, a batch, Run, corrections by clicking, a zip.
+// The photo mode: a reference photo with its objects and clicks, undo, a batch, Run and its progress,
+// corrections by clicking, a zip.
 const $ = (id) => document.getElementById(id);
 let version = 0; // bumps image URLs after every change
+let selected = 1; // the object the next click marks
+let colours = {}; // object id -> colour, as on the video page
 
 function message(text, kind) {
   const box = $("message");
@@ -37,6 +40,8 @@ function render(state) {
     ref.dataset.width = state.reference.width;
     ref.dataset.height = state.reference.height;
   }
+  drawObjects(state);
+  $("undo").disabled = !state.can_undo;
   $("count").textContent = state.photos.length ? `${state.photos.length} photo(s).` : "No photos.";
   const grid = $("grid");
   grid.textContent = "";
@@ -47,19 +52,48 @@ function render(state) {
     const img = document.createElement("img");
     img.src = `/api/photos/image/${index}?v=${version}`;
     img.alt = photo.name;
-    img.style.width = "220px";
-    img.style.cursor = "crosshair";
     img.addEventListener("click", (event) => act(async () => {
       const point = imageXY(event, img, photo.width, photo.height);
-      return call("POST", "/api/photos/correct", { index, x: point.x, y: point.y, positive: !event.shiftKey });
+      return call("POST", "/api/photos/correct",
+        { index, x: point.x, y: point.y, positive: !event.shiftKey, object: selected });
     }, "Corrected: this photo is now a reference too."));
     const caption = document.createElement("figcaption");
     caption.className = "score";
-    caption.textContent = photo.found === null ? `${photo.name}: not run yet`
-      : `${photo.name}: ${photo.found ? "found" : "not found"}, score ${photo.score}${photo.corrected ? " (corrected)" : ""}`;
+    caption.append(photo.objects.length ? `${photo.name}:` : `${photo.name}: not run yet`);
+    for (const object of photo.objects) {
+      const line = document.createElement("div");
+      const tag = document.createElement("span");
+      tag.className = "tag";
+      tag.style.background = colours[object.id];
+      line.append(tag, `#${object.id} ${object.found ? "found" : "not found"}, score ${object.score}`
+        + (object.corrected ? " (corrected)" : ""));
+      caption.append(line);
+    }
     figure.append(img, caption);
     grid.append(figure);
   });
+}
+
+function drawObjects(state) {
+  const list = $("objects");
+  list.replaceChildren();
+  const ids = state.objects.map((o) => o.id);
+  if (!ids.includes(selected)) selected = ids[0];
+  for (const object of state.objects) {
+    colours[object.id] = object.colour;
+    const item = document.createElement("li");
+    item.dataset.id = object.id;
+    item.className = object.id === selected ? "selected" : "";
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = object.colour;
+    const note = document.createElement("span");
+    note.className = "state";
+    note.textContent = object.masked ? `#${object.id}, ${object.clicks} click(s)` : `#${object.id}, no click yet`;
+    item.append(swatch, note);
+    item.addEventListener("click", () => { selected = object.id; drawObjects(state); });
+    list.append(item);
+  }
 }
 
 async function act(work, done) {
@@ -89,15 +123,48 @@ $("photo-files").addEventListener("change", (event) => act(async () => {
 $("reference").addEventListener("click", (event) => act(async () => {
   const img = $("reference");
   const point = imageXY(event, img, Number(img.dataset.width), Number(img.dataset.height));
-  return call("POST", "/api/photos/click", { x: point.x, y: point.y, positive: !event.shiftKey });
+  return call("POST", "/api/photos/click", { x: point.x, y: point.y, positive: !event.shiftKey, object: selected });
 }));
 
+$("add-object").addEventListener("click", () => act(async () => {
+  const state = await call("POST", "/api/photos/object");
+  selected = state.objects[state.objects.length - 1].id;
+  return state;
+}, "Now click the new object on the reference photo."));
+
+const undo = () => act(() => call("POST", "/api/photos/undo"));
+$("undo").addEventListener("click", undo);
+document.addEventListener("keydown", (event) => {
+  if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z" && event.target.tagName !== "INPUT") {
+    event.preventDefault();
+    undo();
+  }
+});
+
 $("clear").addEventListener("click", () => act(() => call("POST", "/api/photos/clear")));
+
+// while Run works, its progress ("fitting object 1: 40 %", "segmenting photo 3 of 10") every 300 ms
+async function watch(running) {
+  while (running.active) {
+    const data = await call("GET", "/api/photos/progress").catch(() => ({ progress: "" }));
+    if (running.active) $("status").textContent = data.progress || "running…";
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+}
 
 $("run").addEventListener("click", () => act(async () => {
   $("status").textContent = "running…";
   const method = document.querySelector("input[name=method]:checked").value;
-  try { return await call("POST", "/api/photos/run", { method }); } finally { $("status").textContent = ""; }
+  const running = { active: true };
+  watch(running);
+  try {
+    const state = await call("POST", "/api/photos/run", { method, fast: $("fast").checked });
+    $("grid").scrollTop = 0;
+    return state;
+  } finally {
+    running.active = false;
+    $("status").textContent = "";
+  }
 }, "Done."));
 
 $("download").addEventListener("click", async () => {
