@@ -105,7 +105,8 @@ class FramePredictor:
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
-        self.transform = LongestSide(model.image_encoder.img_size)
+        # a model may bring its own input geometry (SAM 2.1 squeezes to a square; sam2_model.py)
+        self.transform = getattr(model, "input_transform", None) or LongestSide(model.image_encoder.img_size)
         self._kept: Dict[Hashable, dict] = {}
         self.reset_image()
 
@@ -140,6 +141,7 @@ class FramePredictor:
         """Forget the current image and its embedding."""
         self.is_image_set = False
         self.features: Optional[torch.Tensor] = None
+        self.high_res: Optional[List[torch.Tensor]] = None  # SAM 2.1's high-resolution features, else None
         self.orig_h = self.orig_w = self.input_h = self.input_w = None
 
     def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
@@ -162,7 +164,10 @@ class FramePredictor:
         self.reset_image()
         self.original_size = tuple(original_image_size)
         self.input_size = tuple(transformed_image.shape[-2:])
-        self.features = self.model.image_encoder(self.model.preprocess(transformed_image))
+        encoded = self.model.image_encoder(self.model.preprocess(transformed_image))
+        if isinstance(encoded, tuple):  # (embedding, high-resolution features): SAM 2.1 (sam2_model.py)
+            encoded, self.high_res = encoded[0], list(encoded[1])
+        self.features = encoded
         self.is_image_set = True
 
     def get_image_embedding(self) -> torch.Tensor:
@@ -217,10 +222,18 @@ class FramePredictor:
         self._check_image()
         points = None if point_coords is None else (point_coords, point_labels)
         sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
-        low_res, scores = self.model.mask_decoder(
-            image_embeddings=self.features, image_pe=dense_pe(self.model),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask_output)
+        low_res, scores = self.decode(sparse, dense, multimask_output)
         masks = postprocess(self.model, low_res, self.input_size, self.original_size)
         if not return_logits:
             masks = masks > self.model.mask_threshold
         return masks, scores, low_res
+
+    def decode(self, sparse: torch.Tensor, dense: torch.Tensor, multimask_output: bool
+               ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The mask decoder on the current image for encoded prompts: low-res logits (B, C, h, w) and
+        predicted IoUs (B, C); the one decoder call of every family (SAM 2.1 also gets its
+        high-resolution features)."""
+        extra = {} if self.high_res is None else {"high_res_features": self.high_res}
+        return self.model.mask_decoder(
+            image_embeddings=self.features, image_pe=dense_pe(self.model), sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense, multimask_output=multimask_output, **extra)
