@@ -51,7 +51,7 @@ class SquareResize:
         antialiased bilinear interpolation (what torchvision's ToTensor + Resize do)."""
         if image.ndim != 3 or image.shape[2] != 3:
             raise PersamError(f"expected an (H, W, 3) RGB image, got an array of shape {tuple(image.shape)}")
-        chw = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
+        chw = torch.from_numpy(np.array(image, order="C")).permute(2, 0, 1).contiguous()
         chw = chw.float().div(255) if chw.dtype == torch.uint8 else chw.float()
         side = (self.target_length, self.target_length)
         resized = F.interpolate(chw[None], side, mode="bilinear", align_corners=False, antialias=True)[0]

@@ -9,8 +9,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import assert_one_line_error, run_cli, write_frame_folder, write_seed
+from PIL import Image
 
+from persam_video.demo_clip import make_clip
 from persam_video.errors import PersamError
+from persam_video.io.masks import read_label_png
 from persam_video.model.loading import MODEL_TYPES, load_sam
 from persam_video.model.predictor import FramePredictor
 from persam_video.model.sam2_checkpoints import SAM2_MODEL_TYPES, SAM2_SIZES, describe_sam2_state
@@ -123,3 +127,39 @@ def test_missing_package_names_the_extra(tiny, monkeypatch):
     with pytest.raises(PersamError) as exc:
         load_sam("sam2.1_hiera_tiny", tiny[1], device="cpu")
     assert "pip install -e '.[sam2]'" in one_line(exc)
+
+
+@pytest.fixture
+def one_object(tmp_path):
+    """Two frames of one object as a frame folder, and the seed mask of the first."""
+    clip = make_clip(seed=4, n_frames=2, size=(72, 96), n_objects=1, camera_motion=False)
+    return clip, write_frame_folder(tmp_path / "frames", clip.frames), write_seed(tmp_path / "seed.png", clip.labels[0])
+
+
+def sam2_args(tiny):
+    return ["--model-type", "sam2.1_hiera_tiny", "--checkpoint", tiny[1], "--device", "cpu", "--quiet"]
+
+
+def test_segment_runs_sam2(tiny, one_object, tmp_path, capsys):
+    clip, frames, seed = one_object
+    code, _, err = run_cli(["segment", frames, "--mask", seed, "--out", tmp_path / "masks", "--method", "persam",
+                            *sam2_args(tiny)], capsys)
+    assert code == 0, err
+    assert read_label_png(tmp_path / "masks" / "00001.png").shape == clip.labels[0].shape
+
+
+@pytest.mark.slow  # the photo path runs on SAM 2.1 in CI at input size 256 (tests/persam/test_sam2_persam.py)
+def test_images_runs_sam2(tiny, one_object, tmp_path, capsys):
+    clip, frames, seed = one_object
+    Image.fromarray(clip.frames[1]).save(tmp_path / "photo.png")
+    code, _, err = run_cli(["images", "--ref-image", frames / "00000.png", "--ref-mask", seed, tmp_path / "photo.png",
+                            "--out", tmp_path / "labels", *sam2_args(tiny)], capsys)
+    assert code == 0, err
+    assert read_label_png(tmp_path / "labels" / "photo.png").shape == clip.labels[0].shape
+
+
+def test_command_without_sam2_is_one_line(tiny, one_object, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sam2.build_sam", None)
+    _, frames, seed = one_object
+    code, _, err = run_cli(["segment", frames, "--mask", seed, "--out", tmp_path / "masks", *sam2_args(tiny)], capsys)
+    assert_one_line_error(code, err, "pip install -e '.[sam2]'")
