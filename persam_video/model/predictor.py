@@ -222,18 +222,21 @@ class FramePredictor:
         self._check_image()
         points = None if point_coords is None else (point_coords, point_labels)
         sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
-        low_res, scores = self.decode(sparse, dense, multimask_output)
+        low_res, scores = decode(self, sparse, dense, multimask_output)
         masks = postprocess(self.model, low_res, self.input_size, self.original_size)
         if not return_logits:
             masks = masks > self.model.mask_threshold
         return masks, scores, low_res
 
-    def decode(self, sparse: torch.Tensor, dense: torch.Tensor, multimask_output: bool
-               ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The mask decoder on the current image for encoded prompts: low-res logits (B, C, h, w) and
-        predicted IoUs (B, C); the one decoder call of every family (SAM 2.1 also gets its
-        high-resolution features)."""
-        extra = {} if self.high_res is None else {"high_res_features": self.high_res}
-        return self.model.mask_decoder(
-            image_embeddings=self.features, image_pe=dense_pe(self.model), sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense, multimask_output=multimask_output, **extra)
+
+def decode(predictor, sparse: torch.Tensor, dense: torch.Tensor, multimask_output: bool
+           ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The mask decoder on ``predictor``'s current image (a FramePredictor or segment_anything's
+    SamPredictor) for encoded prompts: low-res logits (B, C, h, w) and predicted IoUs (B, C). The one
+    decoder call of every family: SAM 2.1's also gets the image's high-resolution features."""
+    high_res = getattr(predictor, "high_res", None)
+    extra = {} if high_res is None else {"high_res_features": high_res}
+    model = predictor.model
+    return model.mask_decoder(
+        image_embeddings=predictor.features, image_pe=dense_pe(model), sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense, multimask_output=multimask_output, **extra)

@@ -14,7 +14,7 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..model.predictor import FramePredictor
+from ..model.predictor import FramePredictor, decode
 from ..model.upscaling import postprocess
 from .decoder_hooks import attention_bias, decoder_switches
 from .geometry import box_mask, tight_boxes
@@ -91,7 +91,7 @@ def predict(predictor: FramePredictor, prompts: Prompts, mask_input: Optional[to
     model = predictor.model
     with decoder_switches(model.mask_decoder, bias, target_means):
         sparse, dense = model.prompt_encoder(points=(points, prompts.labels), boxes=boxes, masks=mask_input)
-        low_res, scores = predictor.decode(sparse, dense, multimask)
+        low_res, scores = decode(predictor, sparse, dense, multimask)
     return PassOutput(scores=scores, low_res=low_res, predictor=predictor)
 
 
