@@ -79,6 +79,14 @@ class SquareResize:
         return self.apply_coords_torch(boxes.reshape(-1, 2, 2), original_size).reshape(-1, 4)
 
 
+class EncoderOutput(tuple):
+    """(embedding, [high-res features]): a tuple that the fast path's autocast wrapper can hand back
+    as float32 like a tensor (``.float()``)."""
+
+    def float(self) -> "EncoderOutput":
+        return EncoderOutput((self[0].float(), [f.float() for f in self[1]]))
+
+
 class Sam2ImageEncoder(torch.nn.Module):
     """Hiera + FPN neck of a ``SAM2Base``: a normalised (B, 3, S, S) batch -> the image embedding
     (B, 256, S/16, S/16) with ``no_mem_embed`` added, and the high-resolution features
@@ -89,7 +97,7 @@ class Sam2ImageEncoder(torch.nn.Module):
         self.base = base
         self.img_size = int(base.image_size)
 
-    def forward(self, images: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:  # noqa: D102
+    def forward(self, images: torch.Tensor) -> EncoderOutput:  # noqa: D102
         base = self.base
         out = base.forward_image(images)
         _, feats, _, sizes = base._prepare_backbone_features(out)
@@ -97,7 +105,7 @@ class Sam2ImageEncoder(torch.nn.Module):
             feats[-1] = feats[-1] + base.no_mem_embed
         batch = images.shape[0]
         maps = [f.permute(1, 2, 0).reshape(batch, -1, *s) for f, s in zip(feats, sizes)]
-        return maps[-1], maps[:-1]
+        return EncoderOutput((maps[-1], maps[:-1]))
 
 
 class Sam2PromptEncoder(torch.nn.Module):

@@ -4,11 +4,15 @@ prompting act inside SAM 2.1's two-way transformer; each SAM 2.1 decoder switch 
 docs/method.md says."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
+from conftest import BF16_MACHINES
 
 from persam_video.demo_clip import make_clip
+from persam_video.model.fast_path import FAST_MODEL, apply_precision
 from persam_video.model.predictor import FramePredictor
 from persam_video.model.sam2_model import NO_OBJECT_SCORE
 from persam_video.options import TrackerOptions
@@ -120,3 +124,20 @@ def test_stability_switch(predictor, scene):
     best = int(three.scores[0].argmax())
     expected = single_off.low_res[0, 0] if stable else three.low_res[0, best]
     assert torch.equal(single_on.low_res[0, 0], expected)
+
+
+@BF16_MACHINES
+def test_fast_path_on_sam2(sam2_tiny_256, scene, machine_bf16):
+    """``--fast`` (precision auto) on SAM 2.1: bf16 autocast of the encoder where the CPU has native bf16,
+    fp32 (the exact model) elsewhere; the features come back as float32 either way."""
+    model = copy.deepcopy(sam2_tiny_256)
+    assert apply_precision(model, **{k: v for k, v in FAST_MODEL.items() if k != "compile"}) == \
+        ("bf16" if machine_bf16 else "fp32")
+    fast, exact = FramePredictor(model), FramePredictor(sam2_tiny_256)
+    fast.set_image(scene.frames[0])
+    exact.set_image(scene.frames[0])
+    assert fast.features.dtype == torch.float32 and all(f.dtype == torch.float32 for f in fast.high_res)
+    same = torch.equal(fast.features, exact.features)
+    assert same != machine_bf16
+    masks = fast.click_mask(np.array([[60.0, 40.0]]), np.array([1]))
+    assert masks.shape == scene.labels[0].shape
