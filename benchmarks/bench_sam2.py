@@ -1,5 +1,5 @@
-"""Per-frame time of SAM2.1-tiny's video predictor against PerSAM with MobileSAM's architecture
-(vit_t), on this machine's CPU, on the same 3-object 480x854 synthetic clip.
+"""Per-frame time of SAM2.1-tiny's video predictor against PerSAM on several models (default:
+MobileSAM's vit_t, SAM's vit_b and SAM 2.1's hiera_tiny), on the same 3-object 480x854 synthetic clip.
 
 The clip is ``make_clip`` written as JPEG frames (``bench_pipeline.write_clip``): SAM2's
 predictor reads that folder; PerSAM gets the same JPEGs decoded in memory. Both are seeded on
@@ -17,7 +17,13 @@ ratio is given on the mean times and as the median of the frame-by-frame ratios 
 shrugs off a load spike that hit one frame).
 
     python benchmarks/bench_sam2.py [--frames 8] [--threads 2] [--persam-settings exact,fused,bf16+compile]
-                                    [--compile-cache DIR]
+                                    [--persam-models vit_t,vit_b,sam2.1_hiera_tiny] [--compile-cache DIR]
+                                    [--device cpu|cuda] [--no-video-predictor]
+
+Every PerSAM model runs every setting (a row each). The ``this / vit_b`` and ``this / vit_t``
+columns compare a row's mean time per frame with the same setting's vit_b and vit_t rows (issue
+39's goals for hiera_tiny: at most 0.3x vit_b and 2x vit_t on the exact path; at least 8x faster
+than SAM2.1-tiny's video predictor, the ``SAM2 / this`` columns).
 
 Each PerSAM setting is named as in bench_precision (``precision/attention[/decoder]`` or exact,
 fused, bf16, with ``+compile`` or ``+int8``): ``exact`` (``fp32/plain``) is the default output
@@ -29,8 +35,8 @@ frame, which is reported apart.
 Both models get seeded random weights (real architecture and cost, meaningless masks):
 SAM2.1-tiny is built from the package's own ``configs/sam2.1/sam2.1_hiera_t.yaml`` on the CPU
 with ``ckpt_path=None``, and runs as the package runs it there (float32). ``sam2`` is an
-optional benchmark dependency, never the product's (see benchmarks/README.md for how it was
-installed); without it the script says how to install it and exits with status 2.
+optional dependency (the ``[sam2]`` extra, which the PerSAM hiera rows also need); without it the
+script says how to install it and exits with status 2.
 """
 from __future__ import annotations
 
@@ -61,10 +67,9 @@ from persam_video.runtime.memory import keep_freed_memory
 from persam_video.tracking.segmenter import VideoSegmenter
 
 SAM2_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
-INSTALL_HINT = ("bench_sam2: the 'sam2' package is not importable; install it (a benchmark-only dependency) e.g. "
-                "python -m venv --system-site-packages VENV && SAM2_BUILD_CUDA=0 VENV/bin/pip install wheel && "
-                "SAM2_BUILD_CUDA=0 VENV/bin/pip install --no-build-isolation sam2, then run this script with "
-                "VENV/bin/python")
+VIDEO_PREDICTOR = "SAM2.1-tiny video predictor"
+INSTALL_HINT = ("bench_sam2: the 'sam2' package is not importable; install the extra: "
+                "SAM2_BUILD_CUDA=0 pip install --no-build-isolation sam2==1.1.0 (or pip install -e '.[sam2]')")
 
 
 def import_sam2():
@@ -84,9 +89,9 @@ def import_sam2():
 class Sam2Track:
     """SAM2.1-tiny's video predictor on a JPEG folder, one frame per :meth:`step`, timed."""
 
-    def __init__(self, build, frames: Path, seed: np.ndarray):
+    def __init__(self, build, frames: Path, seed: np.ndarray, device: str = "cpu"):
         torch.manual_seed(0)
-        self.predictor = build(SAM2_CONFIG, ckpt_path=None, device="cpu")
+        self.predictor = build(SAM2_CONFIG, ckpt_path=None, device=device)
         self.encoder = 0.0
         forward_image = self.predictor.forward_image
 
@@ -153,6 +158,11 @@ def main() -> None:
                         help="vit_t PerSAM settings, each a row: exact, fused, bf16 or precision/attention[/decoder] "
                              "as --precision, --attention and --decoder take them, with +compile or +int8 added "
                              "(default: %(default)s)")
+    parser.add_argument("--persam-models", default="vit_t,vit_b,sam2.1_hiera_tiny",
+                        help="PerSAM model types, each run with every setting (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    parser.add_argument("--no-video-predictor", action="store_true",
+                        help="leave SAM2.1-tiny's video predictor out (its ratio columns then read -)")
     parser.add_argument("--compile-cache", metavar="DIR", default=None,
                         help="where compiled encoders are kept (default: a new empty folder: cold builds)")
     args = parser.parse_args()
@@ -163,22 +173,29 @@ def main() -> None:
     build = import_sam2()
     torch.set_num_threads(args.threads)
 
-    base, _ = load_model("vit_t")
+    bases = {}
+    for model_type in args.persam_models.split(","):
+        try:
+            bases[model_type] = load_model(model_type)[0].to(args.device)
+        except PersamError as exc:
+            parser.error(f"--persam-models: {model_type!r}: {exc}")
     persam_models = {}
     load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="bench_sam2_") as tmp:
         cache = Path(args.compile_cache) if args.compile_cache else Path(tmp) / "compiled"
-        for name in settings:
-            try:
-                persam_models[name] = make_model(base, name, cache)
-            except (PersamError, ValueError) as exc:
-                parser.error(f"--persam-settings: {name!r}: {exc}")
+        for model_type, base in bases.items():
+            for name in settings:
+                try:
+                    persam_models[f"{model_type} {name}"] = make_model(base, name, cache)
+                except (PersamError, ValueError) as exc:
+                    parser.error(f"--persam-settings: {name!r}: {exc}")
         frames_dir = write_clip(Path(tmp), args.frames, args.objects, seed=20 + args.objects)
         seed = read_label_png(Path(tmp) / "seed.png")
         frames = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(frames_dir.glob("*.jpg"))]
-        trackers = {"SAM2.1-tiny video predictor": Sam2Track(build, frames_dir, seed)}
-        for name in settings:
-            trackers[f"PerSAM vit_t {name}"] = PersamTrack(persam_models[name], frames, seed)
+        trackers = {} if args.no_video_predictor else {
+            VIDEO_PREDICTOR: Sam2Track(build, frames_dir, seed, args.device)}
+        for name, model in persam_models.items():
+            trackers[f"PerSAM {name}"] = PersamTrack(model, frames, seed)
         times: dict[str, list[dict[str, float]]] = {name: [] for name in trackers}
         for i in range(1, args.frames):
             for name, tracker in trackers.items():
@@ -195,24 +212,30 @@ def main() -> None:
           f"({args.frames - 1} tracked), random weights, run interleaved frame by frame; "
           f"freed memory kept for reuse: {'yes' if kept else 'no'}; "
           f"load average before {load_before}, after {load_after}")
-    print(f"SAM2 read and resized the {args.frames} JPEG frames in "
-          f"{trackers['SAM2.1-tiny video predictor'].loading:.1f} s "
-          f"(init_state, not counted below)\n")
+    if VIDEO_PREDICTOR in trackers:
+        print(f"SAM2 read and resized the {args.frames} JPEG frames in {trackers[VIDEO_PREDICTOR].loading:.1f} s "
+              f"(init_state, not counted below)")
+    print(f"device: {args.device}\n")
     tail = min(2, args.frames - 1)
     print("| model | seed frame s | encoder s/frame | rest s/frame (memory + decoding) | s/frame (mean) | "
           f"first tracked frame s | last {tail} frames s | SAM2 / this (mean s/frame) | "
-          "SAM2 / this (median per frame) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    sam2_rows = times["SAM2.1-tiny video predictor"]
-    sam2_mean = statistics.mean(t["total"] for t in sam2_rows)
+          "SAM2 / this (median per frame) | this / vit_b | this / vit_t |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    means = {name: statistics.mean(t["total"] for t in rows) for name, rows in times.items()}
+    sam2_rows = times.get(VIDEO_PREDICTOR)
     for name, tracker in trackers.items():
         rows = times[name]
-        mean = statistics.mean(t["total"] for t in rows)
+        mean = means[name]
         enc = statistics.mean(t["encoder"] for t in rows)
         last = ", ".join(f"{t['total']:.2f}" for t in rows[-tail:])
-        per_frame = statistics.median(a["total"] / b["total"] for a, b in zip(sam2_rows, rows))
+        versus_sam2 = "- | -" if sam2_rows is None else (
+            f"{means[VIDEO_PREDICTOR] / mean:.1f}x | "
+            f"{statistics.median(a['total'] / b['total'] for a, b in zip(sam2_rows, rows)):.1f}x")
+        setting = name.split(" ")[-1]
+        versus = [f"{mean / means[other]:.2f}x" if other in means else "-"
+                  for other in (f"PerSAM vit_b {setting}", f"PerSAM vit_t {setting}")]
         print(f"| {name} | {tracker.seed_seconds:.2f} | {enc:.2f} | {mean - enc:.2f} | {mean:.2f} | "
-              f"{rows[0]['total']:.2f} | {last} | {sam2_mean / mean:.1f}x | {per_frame:.1f}x |")
+              f"{rows[0]['total']:.2f} | {last} | {versus_sam2} | {' | '.join(versus)} |")
     print("\nper tracked frame, s: " + "; ".join(
         f"{name}: " + " ".join(f"{t['total']:.2f}" for t in rows) for name, rows in times.items()))
 

@@ -143,3 +143,19 @@ def assert_one_line_error(code, err, *needles):
     assert "Traceback" not in err
     for needle in needles:
         assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(scope="session")
+def sam2_tiny_256():
+    """SAM 2.1 hiera_tiny with seeded random weights at input size 256 (16 x 16 embedding grid), wrapped
+    as persam-video wraps it: the image path at a sixteenth of the 1024 model's cost, for the PerSAM tests
+    (the size is sam2's own config value, so it cannot come from a checkpoint file)."""
+    from sam2.build_sam import build_sam2
+
+    from persam_video.model.sam2_checkpoints import SAM2_SIZES
+    from persam_video.model.sam2_model import Sam2Image
+
+    torch.manual_seed(0)
+    base = build_sam2(SAM2_SIZES["sam2.1_hiera_tiny"].config, None, device="cpu",
+                      hydra_overrides_extra=["++model.image_size=256"])
+    return Sam2Image(base, "sam2.1_hiera_tiny").requires_grad_(False).eval()

@@ -58,6 +58,8 @@ def model_note(model_type: str) -> str:
     if model_type == "small":
         return ("the bundled small model, a weak demo model trained on synthetic shapes; start the server with "
                 "--model-type vit_b (or vit_h) for real footage")
+    if model_type.startswith("sam2.1_"):
+        return "Meta's SAM 2.1 (image model)"
     return "Meta's Segment Anything" if model_type.startswith("vit_") and model_type != "vit_t" else "MobileSAM"
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Hashable, Iterable, List, Tuple, Union
+from typing import Callable, Hashable, Iterable, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -20,12 +20,13 @@ DEFAULT_CAPACITY = 16  # images kept; a 1024-pixel SAM embedding is 4 MiB
 
 @dataclass(frozen=True)
 class Features:
-    """One encoded image: its embedding (1, C, h, w), its (H, W) size and the resized (h, w) the
-    model saw (longest side the model's input size)."""
+    """One encoded image: its embedding (1, C, h, w), its (H, W) size, the resized (h, w) the
+    model saw, and the high-resolution feature maps SAM 2.1's decoder also reads (None for SAM)."""
 
     embedding: torch.Tensor
     original_size: Tuple[int, int]
     input_size: Tuple[int, int]
+    high_res: Optional[Tuple[torch.Tensor, ...]] = None
 
 
 ImageSource = Union[np.ndarray, Callable[[], np.ndarray], None]

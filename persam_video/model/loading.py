@@ -23,6 +23,7 @@ from ..options import option
 from .compiling import COMPILE_MODES
 from .fast_path import ATTENTION_MODES, DECODER_MODES, FAST_MODEL, PRECISIONS
 from .quantizing import QUANTIZE_MODES
+from .sam2_checkpoints import SAM2_SIZES, describe_sam2_state, sam2_url
 
 DEFAULT_MODEL_TYPE = "small"
 CACHE_ENV = "PERSAM_VIDEO_CACHE"
@@ -54,6 +55,9 @@ CHECKPOINTS: Dict[str, CheckpointInfo] = {
                             "6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f"),
     # The project's own small model ships inside the package (see small.py).
     "small": CheckpointInfo("small_sam.pth", None, None),
+    # SAM 2.1 (sam2_checkpoints.py). No digest: none could be verified where this was written; the
+    # architecture check still names what a wrong or damaged file holds.
+    **{name: CheckpointInfo(size.filename, sam2_url(name), None) for name, size in SAM2_SIZES.items()},
 }
 MODEL_TYPES = tuple(CHECKPOINTS)
 _ENCODER_WIDTHS = {1280: "vit_h", 1024: "vit_l", 768: "vit_b"}
@@ -176,6 +180,9 @@ def read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
 
 def infer_model_type(state: Mapping[str, torch.Tensor]) -> Optional[str]:
     """Tell the architecture of a SAM state_dict from its keys and shapes; None if unknown."""
+    sam2 = describe_sam2_state(state)
+    if sam2 in SAM2_SIZES:
+        return sam2
     if "image_encoder.patch_embed.seq.0.c.weight" in state:
         return "vit_t"
     proj = state.get("image_encoder.patch_embed.proj.weight")
@@ -196,6 +203,7 @@ def _builders() -> Dict[str, Callable[[Optional[Mapping[str, torch.Tensor]]], to
     # build_sam, not the package: segment_anything's __init__ imports torchvision (see sam_import.py)
     from segment_anything.build_sam import sam_model_registry
 
+    from .sam2_model import build_sam2_image
     from .small import build_small_sam, config_for_state
 
     def vit_t(state):
@@ -213,6 +221,7 @@ def _builders() -> Dict[str, Callable[[Optional[Mapping[str, torch.Tensor]]], to
         "vit_b": lambda state: sam_model_registry["vit_b"](checkpoint=None),
         "vit_t": vit_t,
         "small": lambda state: build_small_sam(config_for_state(state)),
+        **{name: (lambda state, name=name: build_sam2_image(name)) for name in SAM2_SIZES},
     }
 
 
@@ -248,6 +257,9 @@ def load_sam(model_type: str = DEFAULT_MODEL_TYPE, checkpoint: Optional[os.PathL
     path = resolve_checkpoint(model_type, checkpoint, allow_download=allow_download, progress=progress)
     state = read_state_dict(path)
     found = infer_model_type(state)
+    if found is None and describe_sam2_state(state):
+        raise PersamError(f"checkpoint {path} holds {describe_sam2_state(state)}, but model type {model_type} "
+                          f"was asked for")
     if found is None:
         raise PersamError(f"{path} is not a checkpoint of any known SAM model type ({', '.join(MODEL_TYPES)})")
     if found != model_type:
@@ -275,7 +287,8 @@ class ModelSpec:
 
     model_type: str = option(
         DEFAULT_MODEL_TYPE, "SAM architecture. 'small' is the model bundled with persam-video (no download); "
-                            "vit_h/vit_l/vit_b are Meta's SAM, vit_t is MobileSAM (needs the [mobile] extra)",
+                            "vit_h/vit_l/vit_b are Meta's SAM, vit_t is MobileSAM (needs the [mobile] extra), "
+                            "sam2.1_hiera_* are Meta's SAM 2.1 image models (need the [sam2] extra)",
         choices=MODEL_TYPES)
     checkpoint: Optional[str] = option(
         None, "checkpoint file for the model type; without it the bundled weights (small) or $PERSAM_VIDEO_CACHE "

@@ -41,7 +41,8 @@ class FramePredictor:
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
-        self.transform = LongestSide(model.image_encoder.img_size)
+        # a model may bring its own input geometry (SAM 2.1 squeezes to a square; sam2_model.py)
+        self.transform = getattr(model, "input_transform", None) or LongestSide(model.image_encoder.img_size)
         self.image: Optional[Features] = None
 
     @property
@@ -58,6 +59,11 @@ class FramePredictor:
     def features(self) -> Optional[torch.Tensor]:
         """The current image's embedding (1, C, h, w)."""
         return None if self.image is None else self.image.embedding
+
+    @property
+    def high_res(self) -> Optional[Tuple[torch.Tensor, ...]]:
+        """The current image's high-resolution features (SAM 2.1), else None."""
+        return None if self.image is None else self.image.high_res
 
     @property
     def original_size(self) -> Optional[Tuple[int, int]]:
@@ -104,8 +110,11 @@ class FramePredictor:
             raise PersamError(f"set_torch_image expects a (B, 3, H, W) image with longest side {size}, "
                               f"got shape {tuple(transformed_image.shape)}")
         self.reset_image()
-        embedding = self.model.image_encoder(self.model.preprocess(transformed_image))
-        self.image = Features(embedding, tuple(original_image_size), tuple(transformed_image.shape[-2:]))
+        encoded = self.model.image_encoder(self.model.preprocess(transformed_image))
+        high_res = None
+        if isinstance(encoded, tuple):  # (embedding, high-resolution features): SAM 2.1 (sam2_model.py)
+            encoded, high_res = encoded[0], tuple(encoded[1])
+        self.image = Features(encoded, tuple(original_image_size), tuple(transformed_image.shape[-2:]), high_res)
 
     def _check_image(self) -> None:
         if self.image is None:
@@ -170,6 +179,7 @@ class FramePredictor:
         sparse, dense = self.model.prompt_encoder(points=None if points is None else (points, labels),
                                                   boxes=boxes, masks=mask_input)
         decoder = plain_forward(self.model.mask_decoder) if plain else self.model.mask_decoder
+        extra = {} if self.image.high_res is None else {"high_res_features": list(self.image.high_res)}
         return decoder(
             image_embeddings=self.image.embedding, image_pe=dense_pe(self.model),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)
+            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask, **extra)

@@ -31,6 +31,8 @@ def _kept(size: int, factor: int, available: int) -> int:
 def postprocess(model: torch.nn.Module, low_res: torch.Tensor, input_size: Sequence[int],
                 original_size: Sequence[int]) -> torch.Tensor:
     """``model.postprocess_masks(low_res, input_size, original_size)``, computed on the crop only."""
+    if getattr(model, "resizes_directly", False):  # SAM 2.1: no padded square to crop (sam2_model.py)
+        return model.postprocess_masks(low_res, input_size, original_size)
     side = model.image_encoder.img_size
     grid_h, grid_w = low_res.shape[-2:]
     if grid_h != grid_w or side % grid_h:
