@@ -41,12 +41,7 @@ function drawObjects() {
   const list = $("objects");
   list.replaceChildren();
   for (const object of state.objects) {
-    const item = document.createElement("li");
-    item.dataset.id = object.id;
-    item.className = object.id === selected ? "selected" : "";
-    const swatch = document.createElement("span");
-    swatch.className = "swatch";
-    swatch.style.background = object.colour;
+    const item = objectRow(object, selected);
     const name = document.createElement("input");
     name.className = "name";
     name.value = object.name;
@@ -65,7 +60,7 @@ function drawObjects() {
       event.stopPropagation();
       act(() => api("DELETE", `api/objects/${object.id}`));
     });
-    item.append(swatch, name, note, remove);
+    item.append(name, note, remove);
     item.addEventListener("click", () => select(object.id));
     list.append(item);
   }

@@ -81,16 +81,11 @@ function drawObjects(state) {
   if (!ids.includes(selected)) selected = ids[0];
   for (const object of state.objects) {
     colours[object.id] = object.colour;
-    const item = document.createElement("li");
-    item.dataset.id = object.id;
-    item.className = object.id === selected ? "selected" : "";
-    const swatch = document.createElement("span");
-    swatch.className = "swatch";
-    swatch.style.background = object.colour;
+    const item = objectRow(object, selected);
     const note = document.createElement("span");
     note.className = "state";
     note.textContent = object.masked ? `#${object.id}, ${object.clicks} click(s)` : `#${object.id}, no click yet`;
-    item.append(swatch, note);
+    item.append(note);
     item.addEventListener("click", () => { selected = object.id; drawObjects(state); });
     list.append(item);
   }
