@@ -2,13 +2,14 @@
 """Run the commands whose outputs must not change across a refactor, then compare two such trees.
 
     python tools/output_tree.py run OUT            # demo, davis run --eval, segment (clicks, both
-                                                   # ways), batch with references: bundled model
+                                                   # ways), batch with references, images (two
+                                                   # workers), perseg run --eval: bundled model
     python tools/output_tree.py compare OLD NEW    # every file byte for byte; exit 1 on a difference
 
 Run ``run`` from a checkout of the commit before and of the commit after (``git worktree add``),
 then ``compare``. Timings are the only parts compared as other than bytes: the ``seconds``,
 ``encoder``, ``decoder`` and ``fit`` of ``.done`` markers and the ``seconds`` column of
-``summary.csv`` are dropped before comparing, and so is the video fingerprint of ``segment``'s
+``summary.csv`` (its ``seconds`` column) are dropped before comparing, and so is the video fingerprint of ``segment``'s
 progress file (it holds the clip's modification time, new in every run); everything else (PNGs,
 videos, CSVs, the rest of each marker and progress file) must be identical.
 """
@@ -51,6 +52,29 @@ def run(out: Path) -> None:
     manifest.write_text(f"video,name\n{clip},a\n{clip},b\n")
     cli("batch", manifest, "--out", out / "batch", "--ref-image", frame_png(clip, 5, out / "ref.png"),
         "--ref-mask", seed, "--quiet", "--method", "persam")
+    photos(out, clip, seed)
+
+
+def photos(out: Path, clip: Path, seed: Path) -> None:
+    """``images`` on an album of the demo clip's frames (two workers, an export, COCO), and
+    ``perseg run --eval`` on a PerSeg folder made of them (photo 00 the reference)."""
+    import shutil
+
+    album = out / "album"
+    album.mkdir()
+    for index in (1, 3, 7):
+        frame_png(clip, index, album / f"p{index}.png")
+    cli("images", "--ref-image", out / "ref.png", "--ref-mask", seed, album, "--out", out / "images", "--workers", 2,
+        "--export", "white", "--coco", out / "images.json", "--quiet")
+    for obj, start in (("one", 0), ("two", 4)):
+        (out / "perseg_data" / "Images" / obj).mkdir(parents=True)
+        (out / "perseg_data" / "Annotations" / obj).mkdir(parents=True)
+        for t in range(3):
+            frame_png(clip, start + t, out / "perseg_data" / "Images" / obj / f"{t:02d}.png")
+            shutil.copy(out / "demo" / "ground_truth" / f"{start + t:05d}.png",
+                        out / "perseg_data" / "Annotations" / obj / f"{t:02d}.png")
+    cli("perseg", "run", "--root", out / "perseg_data", "--out", out / "perseg", "--eval", "--coco",
+        out / "perseg.json", "--quiet")
 
 
 def frame_png(clip: Path, index: int, dest: Path) -> Path:
@@ -75,9 +99,11 @@ def digest(path: Path) -> str:
         buffer = io.BytesIO()
         torch.save(record, buffer)
         data = buffer.getvalue()
-    elif path.name == "summary.csv":
-        rows = list(csv.DictReader(io.StringIO(data.decode())))
-        data = json.dumps([{k: v for k, v in row.items() if k != "seconds"} for row in rows]).encode()
+    elif path.name == "summary.csv":  # its line ends are kept in the digest (csv reads both alike)
+        text = data.decode()
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        ends = "crlf" if "\r\n" in text else "lf"
+        data = json.dumps([ends] + [{k: v for k, v in row.items() if k != "seconds"} for row in rows]).encode()
     return hashlib.sha256(data).hexdigest()
 
 
