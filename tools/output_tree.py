@@ -10,8 +10,10 @@ Run ``run`` from a checkout of the commit before and of the commit after (``git 
 then ``compare``. Timings are the only parts compared as other than bytes: the ``seconds``,
 ``encoder``, ``decoder`` and ``fit`` of ``.done`` markers and the ``seconds`` column of
 ``summary.csv`` (its ``seconds`` column) are dropped before comparing, and so is the video fingerprint of ``segment``'s
-progress file (it holds the clip's modification time, new in every run); everything else (PNGs,
-videos, CSVs, the rest of each marker and progress file) must be identical.
+progress file (it holds the clip's modification time, new in every run), and the ``seconds`` of
+each photo in ``images``' progress record; the tree's own folder is written ``<root>`` in JSON and
+CSV files, so two trees made in different folders compare; everything else (PNGs, videos, CSVs,
+the rest of each marker and progress file) must be identical.
 """
 from __future__ import annotations
 
@@ -85,9 +87,12 @@ def frame_png(clip: Path, index: int, dest: Path) -> Path:
     return dest
 
 
-def digest(path: Path) -> str:
-    """sha256 of a file's bytes, timings dropped from markers and summaries."""
+def digest(path: Path, root: Path) -> str:
+    """sha256 of a file's bytes, timings dropped from markers and summaries, and the tree's own
+    folder written as ``<root>`` in text files (two trees made in different folders compare equal)."""
     data = path.read_bytes()
+    if path.suffix in (".json", ".csv", ".done") or path.name == ".done":
+        data = data.replace(str(root.resolve()).encode(), b"<root>")
     if path.name == ".done":
         record = json.loads(data)
         data = json.dumps({k: v for k, v in record.items() if k not in TIMINGS}, sort_keys=True).encode()
@@ -99,6 +104,12 @@ def digest(path: Path) -> str:
         buffer = io.BytesIO()
         torch.save(record, buffer)
         data = buffer.getvalue()
+    elif path.name == ".persam-images.json":  # images' progress record: each photo's row has its seconds
+        record = json.loads(data)
+        for rows in record.get("done", {}).values():
+            for row in rows:
+                row.pop("seconds", None)
+        data = json.dumps(record, sort_keys=True).encode()
     elif path.name == "summary.csv":  # its line ends are kept in the digest (csv reads both alike)
         text = data.decode()
         rows = list(csv.DictReader(io.StringIO(text, newline="")))
@@ -109,7 +120,7 @@ def digest(path: Path) -> str:
 
 def tree(root: Path) -> Dict[str, str]:
     """Relative path -> digest of every file under ``root``."""
-    return {p.relative_to(root).as_posix(): digest(p) for p in sorted(root.rglob("*")) if p.is_file()}
+    return {p.relative_to(root).as_posix(): digest(p, root) for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def compare(old: Path, new: Path) -> int:
