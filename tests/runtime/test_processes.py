@@ -222,8 +222,9 @@ def test_pool_workers_die_with_the_command(tmp_path):
     """))
     started = tmp_path / "started"
     started.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(PROCESSES_PY.parents[2])}  # this checkout's package, not an install
     proc = subprocess.Popen([sys.executable, str(script), str(started)], stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, env=env)
     try:
         assert proc.stdout.readline().strip() == "ready"
         assert wait_until(lambda: len(list(started.iterdir())) == 2, 60)  # both workers initialised and busy
