@@ -1,4 +1,5 @@
-"""Reader -> tracker -> writer for one video: :func:`segment_video`, the one way every command runs a video.
+"""Reader -> tracker -> writer for one video: :func:`segment_video`, the one way every command runs a video,
+and :func:`write_frames`, its frame loop, which the page's Track runs too.
 
 It runs a :class:`~persam_video.io.prompts.PromptSet` (clicks, boxes, masks on any frames,
 references) through a :class:`~persam_video.tracking.session.VideoSession`, in one direction or both,
@@ -9,9 +10,10 @@ from __future__ import annotations
 import copy
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
-from typing import Optional, Sequence, Union
+from typing import Callable, ContextManager, Iterator, Optional, Sequence, Union
 
 from tqdm.auto import tqdm
 
@@ -24,7 +26,7 @@ from .io.writer import write_behind as behind
 from .options import TrackerOptions
 from .runtime.system import adjust_threads
 from .tracking.object_state import save_state
-from .tracking.session import VideoSession
+from .tracking.session import FrameResult, VideoSession
 
 
 @dataclass
@@ -94,12 +96,11 @@ def segment_video(video: Union[str, os.PathLike, FrameSource], out_dir: Union[st
                   dynamic_ncols=True) as bar:
             results = session.propagate(direction, state=state, resume=None if saved is None else saved["checkpoint"])
             adjust_threads()
-            for result in results:
-                # the frame counts as done once its PNG is in place (the writer calls ``then`` after the rename);
-                # the checkpoint is copied now, as the session moves on while the writer catches up
-                then = partial(resume_file.write_progress, out_dir, expected, copy.deepcopy(session.checkpoint()),
-                               False) if resume else None
-                writer.write(result.name, result.labels, then=then)
+            # the frame counts as done once its PNG is in place (the writer calls ``then`` after the rename);
+            # the checkpoint is copied as the frame comes, as the session moves on while the writer catches up
+            then = (lambda result: partial(resume_file.write_progress, out_dir, expected,
+                                           copy.deepcopy(session.checkpoint()), False)) if resume else None
+            for _ in write_frames(results, writer, then):
                 bar.update(1)
                 adjust_threads()
         writer.close()
@@ -115,6 +116,22 @@ def segment_video(video: Union[str, os.PathLike, FrameSource], out_dir: Union[st
     return RunSummary(frames=writer.written, objects=ids, seconds=seconds, encoder=t.encoder, decoder=t.decoder,
                       fit=t.fit, reading_writing=max(seconds - t.encoder - t.decoder - t.fit, 0.0), resumed=resumed,
                       numerics=run_numerics(model, options))
+
+
+def write_frames(results: Iterator[FrameResult], writer, then: Optional[Callable[[FrameResult], Callable]] = None,
+                 guard: ContextManager = nullcontext(), stop: Callable[[], bool] = lambda: False
+                 ) -> Iterator[FrameResult]:
+    """Each frame of a session's ``propagate`` handed to ``writer`` (``then(result)``: what the writer
+    calls once its PNG is in place), yielded after; the one frame loop of ``segment_video`` and the
+    page's Track. ``guard`` is held while the next frame is tracked (the page's model lock) and
+    ``stop()`` is asked between frames (the page's cancel)."""
+    while not stop():
+        with guard:
+            result = next(results, None)
+        if result is None:
+            return
+        writer.write(result.name, result.labels, then=None if then is None else then(result))
+        yield result
 
 
 def run_numerics(model, options: TrackerOptions) -> str:

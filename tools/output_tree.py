@@ -2,15 +2,18 @@
 """Run the commands whose outputs must not change across a refactor, then compare two such trees.
 
     python tools/output_tree.py run OUT            # demo, davis run --eval, segment (clicks, both
-                                                   # ways), batch with references: bundled model
+                                                   # ways), batch with references, images (two
+                                                   # workers), perseg run --eval: bundled model
     python tools/output_tree.py compare OLD NEW    # every file byte for byte; exit 1 on a difference
 
 Run ``run`` from a checkout of the commit before and of the commit after (``git worktree add``),
 then ``compare``. Timings are the only parts compared as other than bytes: the ``seconds``,
 ``encoder``, ``decoder`` and ``fit`` of ``.done`` markers and the ``seconds`` column of
-``summary.csv`` are dropped before comparing, and so is the video fingerprint of ``segment``'s
-progress file (it holds the clip's modification time, new in every run); everything else (PNGs,
-videos, CSVs, the rest of each marker and progress file) must be identical.
+``summary.csv`` (its ``seconds`` column) are dropped before comparing, and so is the video fingerprint of ``segment``'s
+progress file (it holds the clip's modification time, new in every run), and the ``seconds`` of
+each photo in ``images``' progress record; the tree's own folder is written ``<root>`` in JSON and
+CSV files, so two trees made in different folders compare; everything else (PNGs, videos, CSVs,
+the rest of each marker and progress file) must be identical.
 """
 from __future__ import annotations
 
@@ -51,6 +54,29 @@ def run(out: Path) -> None:
     manifest.write_text(f"video,name\n{clip},a\n{clip},b\n")
     cli("batch", manifest, "--out", out / "batch", "--ref-image", frame_png(clip, 5, out / "ref.png"),
         "--ref-mask", seed, "--quiet", "--method", "persam")
+    photos(out, clip, seed)
+
+
+def photos(out: Path, clip: Path, seed: Path) -> None:
+    """``images`` on an album of the demo clip's frames (two workers, an export, COCO), and
+    ``perseg run --eval`` on a PerSeg folder made of them (photo 00 the reference)."""
+    import shutil
+
+    album = out / "album"
+    album.mkdir()
+    for index in (1, 3, 7):
+        frame_png(clip, index, album / f"p{index}.png")
+    cli("images", "--ref-image", out / "ref.png", "--ref-mask", seed, album, "--out", out / "images", "--workers", 2,
+        "--export", "white", "--coco", out / "images.json", "--quiet")
+    for obj, start in (("one", 0), ("two", 4)):
+        (out / "perseg_data" / "Images" / obj).mkdir(parents=True)
+        (out / "perseg_data" / "Annotations" / obj).mkdir(parents=True)
+        for t in range(3):
+            frame_png(clip, start + t, out / "perseg_data" / "Images" / obj / f"{t:02d}.png")
+            shutil.copy(out / "demo" / "ground_truth" / f"{start + t:05d}.png",
+                        out / "perseg_data" / "Annotations" / obj / f"{t:02d}.png")
+    cli("perseg", "run", "--root", out / "perseg_data", "--out", out / "perseg", "--eval", "--coco",
+        out / "perseg.json", "--quiet")
 
 
 def frame_png(clip: Path, index: int, dest: Path) -> Path:
@@ -61,9 +87,12 @@ def frame_png(clip: Path, index: int, dest: Path) -> Path:
     return dest
 
 
-def digest(path: Path) -> str:
-    """sha256 of a file's bytes, timings dropped from markers and summaries."""
+def digest(path: Path, root: Path) -> str:
+    """sha256 of a file's bytes, timings dropped from markers and summaries, and the tree's own
+    folder written as ``<root>`` in text files (two trees made in different folders compare equal)."""
     data = path.read_bytes()
+    if path.suffix in (".json", ".csv", ".done") or path.name == ".done":
+        data = data.replace(str(root.resolve()).encode(), b"<root>")
     if path.name == ".done":
         record = json.loads(data)
         data = json.dumps({k: v for k, v in record.items() if k not in TIMINGS}, sort_keys=True).encode()
@@ -75,15 +104,23 @@ def digest(path: Path) -> str:
         buffer = io.BytesIO()
         torch.save(record, buffer)
         data = buffer.getvalue()
-    elif path.name == "summary.csv":
-        rows = list(csv.DictReader(io.StringIO(data.decode())))
-        data = json.dumps([{k: v for k, v in row.items() if k != "seconds"} for row in rows]).encode()
+    elif path.name == ".persam-images.json":  # images' progress record: each photo's row has its seconds
+        record = json.loads(data)
+        for rows in record.get("done", {}).values():
+            for row in rows:
+                row.pop("seconds", None)
+        data = json.dumps(record, sort_keys=True).encode()
+    elif path.name == "summary.csv":  # its line ends are kept in the digest (csv reads both alike)
+        text = data.decode()
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        ends = "crlf" if "\r\n" in text else "lf"
+        data = json.dumps([ends] + [{k: v for k, v in row.items() if k != "seconds"} for row in rows]).encode()
     return hashlib.sha256(data).hexdigest()
 
 
 def tree(root: Path) -> Dict[str, str]:
     """Relative path -> digest of every file under ``root``."""
-    return {p.relative_to(root).as_posix(): digest(p) for p in sorted(root.rglob("*")) if p.is_file()}
+    return {p.relative_to(root).as_posix(): digest(p, root) for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def compare(old: Path, new: Path) -> int:

@@ -10,18 +10,14 @@ files are those of an undisturbed run.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
-import os
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Deque, Dict, List, Optional, Sequence
+from typing import Callable, Deque, List, Optional, Sequence
 
 from ..errors import PersamError
 from ..io.files import remove_temporaries
-from ..runtime.processes import Terminated, stop_pool, tie_to_parent
+from ..runtime.pool import pool_round
 from .summary import FAILED, Outcome
 from .worker import ClipWorker, WorkerSpec, WorkItem, describe
 
@@ -79,45 +75,30 @@ class LocalExecutor(Executor):
             self._round(queue, spec, report)
 
     def _round(self, queue: Deque[WorkItem], spec: WorkerSpec, report: Report) -> None:
-        """Run items from ``queue`` in a fresh pool until it is empty or a worker dies; the clips the
-        dead pool was running go back on the queue (or fail, out of retries)."""
-        pool = ProcessPoolExecutor(min(self.workers, len(queue)), mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_pool_worker, initargs=(spec, os.getpid()))
-        running: Dict[object, WorkItem] = {}
-        lost: List[WorkItem] = []
-        try:
-            while (queue and not lost) or running:
-                while queue and not lost and len(running) < self.workers:  # no more than one clip per worker
-                    item = queue.popleft()
-                    running[pool.submit(_run_in_pool, item)] = item
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in done:
-                    item = running.pop(future)
-                    try:
-                        report(future.result())
-                    except BrokenProcessPool:
-                        lost.append(item)
-        except (KeyboardInterrupt, Terminated):
-            stop_pool(pool)
-            for item in running.values():
-                with contextlib.suppress(PersamError):  # best effort while stopping: the interrupt goes on
-                    remove_temporaries(Path(item.task.out))
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        """Run items from ``queue`` on a fresh pool (:func:`~persam_video.runtime.pool.pool_round`) until it
+        is empty or a worker dies; the clips the dead pool was running go back on the queue (or fail, out
+        of retries). Interrupted, the temporaries of the clips running are removed."""
+        lost = pool_round(queue, _run_in_pool, self.workers, lambda item, outcome: report(outcome),
+                          _init_pool_worker, (spec,), on_interrupt=_remove_temporaries)
         for item in reversed(lost):
             self.retry_or_fail(item, "its worker process died", queue, report)
+
+
+def _remove_temporaries(items: List[WorkItem]) -> None:
+    """Best effort while stopping (the interrupt goes on): what the clips running had half-written."""
+    for item in items:
+        with contextlib.suppress(PersamError):
+            remove_temporaries(Path(item.task.out))
 
 
 _POOL_WORKER: Optional[ClipWorker] = None
 _LOAD_ERROR: Optional[str] = None
 
 
-def _init_pool_worker(spec: WorkerSpec, parent: int) -> None:
-    """Pool initializer: die with the parent, then load the model once (a load error is kept and
-    reported with every clip, instead of breaking the pool)."""
+def _init_pool_worker(spec: WorkerSpec) -> None:
+    """Pool initializer: load the model once (a load error is kept and reported with every clip,
+    instead of breaking the pool)."""
     global _POOL_WORKER, _LOAD_ERROR
-    tie_to_parent(parent)
     try:
         _POOL_WORKER = ClipWorker(spec)
     except Exception as exc:

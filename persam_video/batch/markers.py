@@ -1,8 +1,11 @@
-"""Resume markers of an output folder: ``<folder>/.done``, written after a clip's last frame.
+"""What a run has done, on disk: the one reader and writer of resume markers and progress records.
 
-Shared by ``davis run`` and ``batch``: a clip (or DAVIS sequence) counts as done only when its
-marker exists and reads as JSON; a rerun skips it (saying which settings differ, if any) and
-clears and redoes every clip without one.
+``<folder>/.done``, written after a clip's last frame, is shared by ``davis run``, ``batch`` and
+``perseg run``: a clip (DAVIS sequence, PerSeg object) counts as done only when its marker exists
+and reads as a JSON object; a rerun skips it (saying which settings differ, if any) and clears and
+redoes every clip without one. ``images`` keeps one progress record for its whole collection
+(``.persam-images.json``: the settings and the photos done) through the same two functions.
+``segment``'s own resume file holds tensors, not JSON: ``persam_video/resume_file.py``.
 """
 from __future__ import annotations
 
@@ -55,23 +58,31 @@ def changed_settings(before: Optional[dict], now: Dict[str, object]) -> List[str
     return [f"{key}={before.get(key)!r}" for key in now if before.get(key) != now[key]]
 
 
-def read_marker(folder: Path) -> Optional[dict]:
-    """The marker of a finished sequence, or None (missing or unreadable: not done)."""
+def read_record(path: Path) -> Optional[dict]:
+    """A JSON object written by :func:`write_record`, or None (missing, unreadable, or not an object:
+    nothing counts as done)."""
     try:
-        record = json.loads((Path(folder) / MARKER).read_text())
+        record = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None
 
 
+def write_record(path: Path, record: dict, compact: bool = False) -> None:
+    """Write ``record`` as JSON atomically: indented with sorted keys (a marker), or on one line
+    (``compact``: the photo progress record, rewritten after every photo)."""
+    text = json.dumps(record) if compact else json.dumps(record, indent=1, sort_keys=True) + "\n"
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
+def read_marker(folder: Path) -> Optional[dict]:
+    """The marker of a finished clip, or None (missing or unreadable: not done)."""
+    return read_record(Path(folder) / MARKER)
+
+
 def write_marker(folder: Path, record: dict) -> None:
-    """Write the marker atomically, after the sequence's last frame."""
-    text = json.dumps(record, indent=1, sort_keys=True) + "\n"
-
-    def write(tmp: str) -> None:
-        Path(tmp).write_text(text)
-
-    atomic_write(Path(folder) / MARKER, write)
+    """Write the marker atomically, after the clip's last frame."""
+    write_record(Path(folder) / MARKER, record)
 
 
 def clear_partial(folder: Path) -> None:

@@ -1,13 +1,11 @@
 """What happened to each clip of a run, and the summary CSV that says it as clips finish."""
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-from ..io.files import atomic_write
+from ..io.files import write_csv
 
 COLUMNS = ("clip", "status", "frames", "objects", "seconds", "attempts", "error")
 DONE, SKIPPED, FAILED, PENDING = "done", "skipped", "failed", "pending"
@@ -50,12 +48,7 @@ class SummaryFile:
 
     def write(self) -> None:
         """Write every row (atomically)."""
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        writer.writerows(outcome.row() for outcome in self.rows.values())
-        text = buffer.getvalue()
-        atomic_write(self.path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        write_csv(self.path, COLUMNS, (dict(zip(COLUMNS, outcome.row())) for outcome in self.rows.values()))
 
     def failed(self) -> List[Outcome]:
         """The clips that failed, in manifest order."""

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from ..errors import PersamError
 from ..io.photos import MAX_PIXELS, list_photos
 from ..model.loading import sha256_of
-from ..photos.collection import EXPORTS, references_from_files, segment_collection
+from ..photos.collection import EXPORTS, photo_references, segment_collection
 from ..photos.fit_report import FitBar, fit_summary
 from ..photos.personalizer import ImagePersonalizer
 from ..runtime.locking import output_lock
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> Optional[int]:
         raise PersamError(f"{len(args.ref_image)} --ref-image but {len(args.ref_mask)} --ref-mask: give them in pairs")
     options = photo_options(args)
     references = [ref for image, mask in zip(args.ref_image, args.ref_mask)
-                  for ref in references_from_files(image, mask)]
+                  for ref in photo_references(image, mask)]
     if args.max_pixels < 1:
         raise PersamError(f"--max-pixels must be at least 1, not {args.max_pixels}")
     album = list_photos(args.photos)

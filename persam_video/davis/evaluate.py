@@ -6,9 +6,7 @@ background, every object weighted once.
 """
 from __future__ import annotations
 
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -19,7 +17,7 @@ import numpy as np
 from ..errors import PersamError, check_size
 from ..io.files import PathLike, atomic_write
 from ..io.masks import VOID_ID, read_label_png
-from ..runtime.processes import stop_pool, tie_to_parent
+from ..runtime.pool import pool_round
 from ..runtime.system import cpu_count
 from .layout import DavisLayout
 from .metrics import disk_radius, f_measure, j_measure, summarise, support_window
@@ -99,25 +97,18 @@ def _worker_count(workers: Optional[int], jobs: int) -> int:
 
 
 def _run_jobs(jobs: List[Tuple[str, str, str]], workers: int) -> List[List[ObjectScores]]:
-    """Evaluate the sequences in this process or in a pool, keeping their order."""
+    """Evaluate the sequences in this process or on the package's pool, keeping their order."""
     if workers == 1:
         return [_evaluate_sequence(job) for job in jobs]
-    # spawn, not fork: forking a process whose torch/OpenCV thread pools are running can
-    # deadlock the children (seen when the evaluator runs after the tracker in one process)
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(os.getpid(),))
-    try:
-        return list(pool.map(_evaluate_sequence, jobs))
-    except BaseException:  # Ctrl-C, SIGTERM (Terminated): do not wait for the workers' sequences
-        stop_pool(pool)
-        raise
-    finally:
-        pool.shutdown(cancel_futures=True)
+    scores: Dict[Tuple[str, str, str], List[ObjectScores]] = {}
+    lost = pool_round(deque(jobs), _evaluate_sequence, workers, scores.__setitem__, _init_worker)
+    if lost:
+        raise PersamError(f"the worker process evaluating sequence {lost[0][2]} died (out of memory?)")
+    return [scores[job] for job in jobs]
 
 
-def _init_worker(parent: int) -> None:
-    """Pool initializer: die with the command (however it ends), one OpenCV thread per worker."""
-    tie_to_parent(parent)
+def _init_worker() -> None:
+    """Pool initializer: one OpenCV thread per worker."""
     cv2.setNumThreads(1)
 
 

@@ -1,10 +1,12 @@
 """Writing files safely: atomic writes with the user's usual mode, their leftovers, writable folders."""
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, List, Union
+from typing import Callable, Iterable, List, Mapping, Sequence, Union
 
 from ..errors import PersamError, error_line
 
@@ -48,6 +50,17 @@ def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_csv(path: PathLike, columns: Sequence[str], rows: Iterable[Mapping[str, object]],
+              line_end: str = "\n") -> None:
+    """A summary CSV (UTF-8), atomically: a header of ``columns``, then one line per row (a missing
+    field is empty); the one writer of ``batch``'s and ``images``' summaries."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(columns), lineterminator=line_end)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text.getvalue(), encoding="utf-8"))
 
 
 def leftover_temporaries(folder: PathLike) -> List[Path]:

@@ -20,7 +20,7 @@ from ..io.files import PathLike, ensure_writable_dir
 from ..io.masks import read_label_png, write_label_png
 from ..io.photos import MAX_PIXELS, list_photos, read_photo
 from ..model.loading import ModelSpec
-from ..photos.collection import references_from_files
+from ..photos.collection import photo_references
 from ..photos.fit_report import FitBar, fit_summary
 from ..photos.personalizer import ImagePersonalizer, PhotoOptions
 from .layout import PersegLayout
@@ -56,7 +56,7 @@ def run_perseg(root: PathLike, out: PathLike, options: PhotoOptions, model: Mode
             raise PersamError(f"object {name} has no reference mask {mask}")
         bar = FitBar(options, enabled=progress)
         try:
-            personalizer = ImagePersonalizer(loaded, references_from_files(reference[0], mask), options, bar)
+            personalizer = ImagePersonalizer(loaded, photo_references(reference[0], mask), options, bar)
         finally:
             bar.close()
         for line in fit_summary(personalizer):

@@ -2,14 +2,8 @@
 PNG per photo, a summary CSV, and optional cut-outs, mattes or subjects on white."""
 from __future__ import annotations
 
-import csv
-import io
-import json
-import multiprocessing
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -17,14 +11,16 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..errors import PersamError, check_size, error_line
+from ..batch.markers import read_record, write_record
+from ..errors import PersamError, error_line
 from ..export.render import cutout_frame, matte_frame
 from ..export.sinks import write_image_png
-from ..io.files import PathLike, atomic_write, ensure_writable_dir, remove_temporaries
-from ..io.masks import object_ids, read_label_png, write_label_png
+from ..io.files import PathLike, ensure_writable_dir, remove_temporaries, write_csv
+from ..io.masks import read_label_png, write_label_png
 from ..io.photos import MAX_PIXELS, read_mask_colours, read_photo
+from ..io.prompts import references_from_files
 from ..model.loading import ModelSpec
-from ..runtime.processes import stop_pool, tie_to_parent
+from ..runtime.pool import pool_round
 from ..runtime.system import set_threads
 from .personalizer import ImagePersonalizer, PhotoReference
 from .presence import AUTO, decide_presence
@@ -36,23 +32,14 @@ COLUMNS = ("photo", "object", "found", "score", "similarity", "area", "seconds",
            "skipped")
 
 
-def references_from_files(image_path: PathLike, mask_path: PathLike) -> List[PhotoReference]:
-    """One reference per object of the mask file (ids as in the file; a 0/255 mask is object 1).
-    An object whose pixels all have a red channel (PerSeg's palette masks, grey masks) keeps it for
-    the image recipe's grid rule; one whose colour lacks red (ids 2+ of the DAVIS palette) takes
-    the video recipe's drawn value instead."""
-    image = read_photo(image_path)
-    labels = read_label_png(mask_path)
-    check_size(f"the reference mask {mask_path}", labels.shape, image.shape, f"its photo {image_path} is")
-    ids = object_ids(labels)
-    if not ids:
-        raise PersamError(f"the reference mask {mask_path} has no object: every pixel is background or void")
+def photo_references(image_path: PathLike, mask_path: PathLike) -> List[PhotoReference]:
+    """The references of :func:`~persam_video.io.prompts.references_from_files` (one per object of
+    the mask file) as photo references. An object whose pixels all have a red channel (PerSeg's
+    palette masks, grey masks) keeps it for the image recipe's grid rule; one whose colour lacks red
+    (ids 2+ of the DAVIS palette) takes the video recipe's drawn value instead."""
     red = read_mask_colours(mask_path)[..., 0]
-    references = []
-    for k in ids:
-        mask = labels == k
-        references.append(PhotoReference(image, mask, k, red if bool((red[mask] > 0).all()) else None))
-    return references
+    return [PhotoReference(ref.image, ref.mask, ref.obj_id, red if bool((red[ref.mask] > 0).all()) else None)
+            for ref in references_from_files(image_path, mask_path)]
 
 
 @dataclass
@@ -93,12 +80,8 @@ def export_objects(folder: Path, name: str, image: np.ndarray, labels: np.ndarra
 
 
 def write_summary(path: Path, rows: Sequence[Dict[str, object]]) -> None:
-    """The summary CSV, atomically."""
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text.getvalue()))
+    """The summary CSV, atomically (its lines end in CRLF, as they always have)."""
+    write_csv(path, COLUMNS, rows, line_end="\r\n")
 
 
 def segment_photo(personalizer: ImagePersonalizer, photo: Path, name: str, out: Path, export: Optional[str],
@@ -161,7 +144,7 @@ def segment_collection(personalizer: ImagePersonalizer, photos: Sequence[Path], 
         if rows and rows[0].get("error"):
             log(f"{photo}: {rows[0]['error']}")
         if settings is not None:
-            _write_progress(out / PROGRESS_NAME, {**record, "done": done})
+            write_record(out / PROGRESS_NAME, {**record, "done": done}, compact=True)
 
     try:
         with tqdm(total=len(photos), initial=len(photos) - len(todo), unit="photo", desc="photos",
@@ -190,51 +173,36 @@ def segment_collection(personalizer: ImagePersonalizer, photos: Sequence[Path], 
 _WORKER: Dict[str, ImagePersonalizer] = {}
 
 
-def _init_worker(model: ModelSpec, state: dict, workers: int, parent: int) -> None:
-    """Pool initializer: die with the parent, load the model, rebuild the personalizer."""
-    tie_to_parent(parent)
+def _init_worker(model: ModelSpec, state: dict, workers: int) -> None:
+    """Pool initializer: load the model, rebuild the personalizer."""
     set_threads(None, workers)
     _WORKER["personalizer"] = ImagePersonalizer.from_state(model.load(progress=False), state)
 
 
-def _work(photo: Path, name: str, out: Path, export: Optional[str], max_pixels: int) -> List[Dict[str, object]]:
-    return segment_photo(_WORKER["personalizer"], photo, name, out, export, max_pixels)
+def _work(job: Tuple[Path, str, Path, Optional[str], int]) -> List[Dict[str, object]]:
+    return segment_photo(_WORKER["personalizer"], *job)
 
 
 def _in_pool(todo, workers: int, model: ModelSpec, state: dict, out: Path, export: Optional[str], max_pixels: int,
              finished: Callable, bar) -> None:
-    """The photos of ``todo`` on a pool of ``workers`` processes, ``finished`` called as each ends."""
-    pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(model, state, workers, os.getpid()))
-    try:
-        futures = {pool.submit(_work, photo, name, out, export, max_pixels): photo for photo, name in todo}
-        for future in as_completed(futures):
-            try:
-                rows = future.result()
-            except BrokenProcessPool:
-                raise PersamError("a worker process died (out of memory?); the photos done are kept: run the "
-                                  "same command again to go on") from None
-            finished(futures[future], rows)
-            bar.update(1)
-    except BaseException:
-        stop_pool(pool)
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    """The photos of ``todo`` on the package's pool (:func:`~persam_video.runtime.pool.pool_round`) of
+    ``workers`` processes, ``finished`` called as each ends; a dead worker ends the run (the photos
+    done are kept for a rerun)."""
+    def report(job: tuple, rows: List[Dict[str, object]]) -> None:
+        finished(job[0], rows)
+        bar.update(1)
+
+    queue = deque((photo, name, out, export, max_pixels) for photo, name in todo)
+    if pool_round(queue, _work, workers, report, _init_worker, (model, state, workers)):
+        raise PersamError("a worker process died (out of memory?); the photos done are kept: run the "
+                          "same command again to go on")
 
 
 def _read_progress(path: Path, record: dict) -> Optional[dict]:
     """A saved run of the same settings and export, else None (it is then done again)."""
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    same = isinstance(saved, dict) and all(saved.get(key) == value for key, value in record.items())
+    saved = read_record(path)
+    same = saved is not None and all(saved.get(key) == value for key, value in record.items())
     return saved if same and isinstance(saved.get("done"), dict) else None
-
-
-def _write_progress(path: Path, record: dict) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record)))
 
 
 def _rows_of(photos: Sequence[Path], done: Dict[str, List[Dict[str, object]]]) -> List[Dict[str, object]]:

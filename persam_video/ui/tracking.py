@@ -1,5 +1,6 @@
 """Track in the background: a thread steps the prompting session's ``propagate`` one frame at a
-time, writes each frame's label PNG, counts progress and stops between frames when cancelled.
+time through ``segment``'s frame loop (:func:`persam_video.pipeline.write_frames`), which writes
+each frame's label PNG and stops between frames when cancelled; it counts progress.
 
 Each frame's label PNG is written before the next frame is tracked, so the page shows a frame's
 new masks as soon as the run has passed it (the live preview); the progress names the frame last
@@ -15,6 +16,7 @@ from typing import Callable, Iterator, Optional
 from ..errors import PersamError, error_line
 from ..io.writer import LabelWriter
 from ..options import TrackerOptions
+from ..pipeline import write_frames
 
 RUNNING, DONE, CANCELLED, FAILED = "running", "done", "cancelled", "failed"
 
@@ -75,12 +77,7 @@ class TrackJob:
         try:
             with self._lock:
                 iterator = iter(self._frames())
-            while not self._cancel.is_set():
-                with self._lock:
-                    result = next(iterator, None)
-                if result is None:
-                    break
-                self._writer.write(result.name, result.labels)
+            for result in write_frames(iterator, self._writer, guard=self._lock, stop=self._cancel.is_set):
                 index = getattr(result, "index", None)
                 if index is not None and self.frame is not None and index < self.frame:
                     self.direction = "backward"

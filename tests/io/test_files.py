@@ -9,7 +9,7 @@ import pytest
 from conftest import load_tool
 
 from persam_video.cli import main
-from persam_video.io.files import atomic_write, process_umask
+from persam_video.io.files import atomic_write, process_umask, write_csv
 
 
 @pytest.fixture(params=[0o022, 0o027], ids=["umask022", "umask027"])
@@ -59,3 +59,14 @@ def test_commands_write_files_with_the_usual_mode(umask, small_checkpoint, tmp_p
     assert {"overlay.mp4", "00000.png", ".done", "state.pt"} <= set(written), written
     assert any(name.endswith(".csv") for name in written), written
     assert wrong_modes(out, umask) == []
+
+
+def test_write_csv_writes_the_header_every_row_and_the_asked_line_ends(tmp_path):
+    rows = [{"clip": "a", "error": ""}, {"clip": "b,c", "error": "ü failed"}, {"clip": "d"}]
+    write_csv(tmp_path / "lf.csv", ("clip", "error"), rows)
+    assert (tmp_path / "lf.csv").read_bytes() == 'clip,error\na,\n"b,c",ü failed\nd,\n'.encode()
+    write_csv(tmp_path / "crlf.csv", ("clip", "error"), rows[:1], line_end="\r\n")
+    assert (tmp_path / "crlf.csv").read_bytes() == b"clip,error\r\na,\r\n"
+    with pytest.raises(ValueError):  # a field the header lacks is a programming error, not a silent drop
+        write_csv(tmp_path / "bad.csv", ("clip",), [{"clip": "a", "other": 1}])
+    assert not (tmp_path / "bad.csv").exists()

@@ -203,27 +203,28 @@ def test_worker_is_tied_by_prctl_on_linux():
     assert proc.stdout.split() == ["prctl", "True"], proc.stderr
 
 
-def test_davis_eval_workers_die_with_the_command(tmp_path):
-    """The evaluator's pool uses the same tie: a SIGKILLed `davis eval` leaves no worker behind."""
+def test_pool_workers_die_with_the_command(tmp_path):
+    """The package's one pool (runtime/pool.py: batch, photos, the DAVIS evaluator, here with the
+    evaluator's initializer) uses the same tie: a SIGKILLed command leaves no worker behind."""
     script = tmp_path / "evalpool.py"
     script.write_text(textwrap.dedent("""
-        import multiprocessing, os, sys, time
-        from concurrent.futures import ProcessPoolExecutor
+        import os, sys, time
+        from collections import deque
         from persam_video.davis import evaluate
+        from persam_video.runtime.pool import pool_round
         def busy(path):
             open(path, "w").close()
             time.sleep(60)
         if __name__ == "__main__":
-            pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=evaluate._init_worker, initargs=(os.getpid(),))
-            futures = [pool.submit(busy, os.path.join(sys.argv[1], str(i))) for i in range(2)]
             print("ready", flush=True)
-            time.sleep(60)
+            pool_round(deque(os.path.join(sys.argv[1], str(i)) for i in range(2)), busy, 2, lambda job, result: None,
+                       evaluate._init_worker)
     """))
     started = tmp_path / "started"
     started.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(PROCESSES_PY.parents[2])}  # this checkout's package, not an install
     proc = subprocess.Popen([sys.executable, str(script), str(started)], stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, env=env)
     try:
         assert proc.stdout.readline().strip() == "ready"
         assert wait_until(lambda: len(list(started.iterdir())) == 2, 60)  # both workers initialised and busy
