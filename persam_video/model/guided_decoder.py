@@ -116,16 +116,22 @@ class GuidedDecoder:
 
 
 @lru_cache(maxsize=None)
-def subclass(mixin: type, cls: type) -> type:
-    """``mixin`` over the installed class ``cls``, one class per pair."""
-    return type(f"{mixin.__name__}{cls.__name__}", (mixin, cls), {"__module__": mixin.__module__})
+def subclass(mixin: type, cls: type, name: str, fingerprint_name: str) -> type:
+    """``mixin`` over the class ``cls``, one class per pair, named ``name``; ``fingerprint_name``
+    names the class it computes as (:mod:`.rebuilding`)."""
+    return type(name, (mixin, cls), {"__module__": mixin.__module__, "fingerprint_name": fingerprint_name})
+
+
+def _guided(mixin: type, cls: type) -> type:
+    # unguided, the installed class's own forward: a resume file's fingerprint names that class
+    return subclass(mixin, cls, f"Guided{cls.__name__}", cls.__qualname__)
 
 
 def guided_transformer(transformer: torch.nn.Module) -> torch.nn.Module:
     """The built two-way ``transformer`` as a :class:`GuidedTransformer` (the same parts)."""
     if isinstance(transformer, GuidedTransformer):
         return transformer
-    return rebuilt_as(transformer, subclass(GuidedTransformer, type(transformer)))
+    return rebuilt_as(transformer, _guided(GuidedTransformer, type(transformer)))
 
 
 def decoder_classes() -> Dict[type, type]:
@@ -135,7 +141,7 @@ def decoder_classes() -> Dict[type, type]:
     mobile = sys.modules.get("mobile_sam.modeling.mask_decoder")
     if mobile is not None:
         classes.append(mobile.MaskDecoder)
-    return {cls: subclass(GuidedDecoder, cls) for cls in classes}
+    return {cls: _guided(GuidedDecoder, cls) for cls in classes}
 
 
 def guided_decoder(decoder: torch.nn.Module) -> torch.nn.Module:

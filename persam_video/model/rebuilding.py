@@ -6,6 +6,11 @@ parameters; :func:`rebuilt_as` makes a new instance of it out of a built module'
 buffers, submodules and settings (the weights are not copied), and :func:`replace_modules` puts
 such new modules where the built ones were. Nothing is switched back afterwards: a model is
 loaded once for the path it runs (``load_sam``).
+
+A class here whose default call computes exactly as another class does says so in
+``fingerprint_name`` (the name a resume file's fingerprint lists for the module,
+:func:`persam_video.resume_file.weights_digest`), so building the model this way leaves the
+progress files of earlier versions valid.
 """
 from __future__ import annotations
 
@@ -18,9 +23,10 @@ M = TypeVar("M", bound=torch.nn.Module)
 
 def rebuilt_as(module: torch.nn.Module, cls: type, **settings: object) -> torch.nn.Module:
     """A new ``cls`` instance made of ``module``'s parts (``cls`` a subclass of ``module``'s class
-    adding no parameters), with ``settings`` as its own attributes; ``module`` is to be dropped."""
-    if not issubclass(cls, type(module)):
-        raise TypeError(f"{cls.__name__} does not extend {type(module).__name__}")
+    adding no parameters, or a class it extends: the installed one, for a view of the module as
+    built), with ``settings`` as its own attributes; ``module`` is to be dropped."""
+    if not (issubclass(cls, type(module)) or issubclass(type(module), cls)):
+        raise TypeError(f"{cls.__name__} and {type(module).__name__} are not one line of classes")
     new = cls.__new__(cls)
     new.__dict__.update(module.__dict__)
     for name, value in settings.items():

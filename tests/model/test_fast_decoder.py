@@ -168,3 +168,18 @@ def test_dense_pe_is_made_once_and_equals_the_prompt_encoders(small_model):
         model.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.mul_(2)
     changed = predictor.dense_pe()
     assert changed is not first and torch.equal(changed, model.prompt_encoder.get_dense_pe())
+
+
+def test_resume_fingerprints_name_the_classes_the_modules_compute_as(small_checkpoint):
+    from persam_video.resume_file import weights_digest
+
+    def names(model):
+        return [getattr(type(m), "fingerprint_name", type(m).__qualname__) for m in model.modules()]
+
+    exact = load_sam("small", small_checkpoint, device="cpu")
+    fast = load_sam("small", small_checkpoint, device="cpu", decoder="fast")
+    assert type(exact.mask_decoder).__name__ == "GuidedMaskDecoder"
+    assert "MaskDecoder" in names(exact) and "TwoWayTransformer" in names(exact)
+    assert not any("Guided" in n for n in names(exact) + names(fast))
+    assert names(fast) == [n.replace("MaskDecoder", "FastMaskDecoder") for n in names(exact)]
+    assert weights_digest(fast) != weights_digest(exact)
