@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from segment_anything.modeling.common import LayerNorm2d
 
-from .guided_decoder import Guide, GuidedDecoder, guided_decoder, subclass
+from .guided_decoder import Guide, GuidedDecoder, guided_decoder, self_attention, subclass
 from .rebuilding import rebuilt_as
 
 Tensor = torch.Tensor
@@ -170,13 +170,7 @@ class FastDecoderForward:
         transformer = self.transformer
         queries = point_embedding
         for layer in transformer.layers:
-            if layer.skip_first_layer_pe:
-                queries = layer.self_attn(q=queries, k=queries, v=queries)
-            else:
-                q = queries + point_embedding
-                queries = queries + layer.self_attn(q=q, k=q, v=queries)
-            queries = layer.norm1(queries)
-
+            queries = self_attention(layer, queries, point_embedding)
             keys_pos = keys + pe
             attended = _tokens_to_image(queries + point_embedding, keys, keys_pos, layer.cross_attn_token_to_image)
             queries = layer.norm2(queries + attended)

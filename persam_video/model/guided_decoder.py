@@ -85,15 +85,21 @@ class GuidedTransformer:
         return queries, keys
 
 
-def _guided_layer(layer: torch.nn.Module, queries: Tensor, keys: Tensor, query_pe: Tensor, key_pe: Tensor,
-                  bias: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
-    """One ``TwoWayAttentionBlock`` in SAM's order, its token-to-image attention guided by ``bias``."""
+def self_attention(layer: torch.nn.Module, queries: Tensor, query_pe: Tensor) -> Tensor:
+    """A ``TwoWayAttentionBlock``'s first step, the tokens' self-attention and its norm, as SAM
+    computes it (the fast decoder's too)."""
     if layer.skip_first_layer_pe:
         queries = layer.self_attn(q=queries, k=queries, v=queries)
     else:
         q = queries + query_pe
         queries = queries + layer.self_attn(q=q, k=q, v=queries)
-    queries = layer.norm1(queries)
+    return layer.norm1(queries)
+
+
+def _guided_layer(layer: torch.nn.Module, queries: Tensor, keys: Tensor, query_pe: Tensor, key_pe: Tensor,
+                  bias: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    """One ``TwoWayAttentionBlock`` in SAM's order, its token-to-image attention guided by ``bias``."""
+    queries = self_attention(layer, queries, query_pe)
     q, k = queries + query_pe, keys + key_pe
     cross = layer.cross_attn_token_to_image
     attended = cross(q=q, k=k, v=keys) if bias is None else guided_attention(cross, q, k, keys, bias)
