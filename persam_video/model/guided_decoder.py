@@ -116,6 +116,9 @@ class GuidedDecoder:
     def forward(self, image_embeddings: Tensor, image_pe: Tensor, sparse_prompt_embeddings: Tensor,
                 dense_prompt_embeddings: Tensor, multimask_output: bool,
                 guide: Optional[Guide] = None) -> Tuple[Tensor, Tensor]:  # noqa: D102
+        if guide is None:  # SAM's own call (or a guide the caller set on the transformer)
+            return super().forward(image_embeddings, image_pe, sparse_prompt_embeddings,
+                                   dense_prompt_embeddings, multimask_output)
         with self.transformer.guided(guide):
             return super().forward(image_embeddings, image_pe, sparse_prompt_embeddings,
                                    dense_prompt_embeddings, multimask_output)
