@@ -81,9 +81,11 @@ def prompts_digest(prompts: PromptSet) -> str:
 def weights_digest(model: torch.nn.Module, samples: int = 4096) -> str:
     """The model's parameter and buffer names and shapes and up to ``samples`` evenly spaced values of
     each (enough to tell checkpoints apart without reading gigabytes), its modules' classes (the fast
-    path swaps some), its precision and its device."""
+    path builds some as its own; a class that computes as another gives that one's name in
+    ``fingerprint_name``, :mod:`persam_video.model.rebuilding`), its precision and its device."""
     first = next(iter(model.parameters()), None)
-    parts: list = [[type(m).__qualname__ for m in model.modules()], getattr(model, "precision", None),
+    classes = [type(m) for m in model.modules()]
+    parts: list = [[getattr(c, "fingerprint_name", c.__qualname__) for c in classes], getattr(model, "precision", None),
                    None if first is None else first.device.type]
     for name, value in list(model.state_dict().items()):
         # an int8-quantised layer (--quantize int8) keeps a dtype and a (weight, bias) pair of quantised tensors

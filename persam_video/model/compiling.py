@@ -1,6 +1,6 @@
 """The image encoder compiled ahead of time with inductor, the compiled package cached on disk.
 
-:func:`compile_encoder` changes the encoder's class to a subclass whose ``forward`` runs a
+:func:`compile_encoder` builds the encoder as a subclass (:mod:`.rebuilding`) whose ``forward`` runs a
 package built by AOTInductor (``torch.export`` of the installed forward, then
 ``aoti_compile_and_package``). Parameters, attributes and state_dict keys stay as they were;
 the resume fingerprint, which lists module classes, tells a compiled model from an eager one.
@@ -33,6 +33,7 @@ import torch
 
 from ..errors import PersamError, error_line
 from ..io.files import atomic_write
+from .rebuilding import rebuilt_as
 
 COMPILE_MODES = ("auto", "on", "off")
 AUTO_MODELS = ("vit_t", "vit_b", "vit_l", "vit_h")  # compiled by ``auto`` (benchmarks/README.md has why)
@@ -83,13 +84,8 @@ def _locked(path: Path) -> Iterator[None]:
 def _build(encoder: torch.nn.Module, base: type, example: torch.Tensor, package: Path) -> None:
     """Export the encoder's installed forward and compile it into ``package`` (written whole or
     not at all); tensors the package needs beyond the module's own go beside it."""
-    compiled_class = type(encoder)
-    encoder.__class__ = base
-    try:
-        with torch.inference_mode(False), torch.no_grad():  # export refuses inference tensors
-            program = torch.export.export(encoder, (example.clone(),))
-    finally:
-        encoder.__class__ = compiled_class
+    with torch.inference_mode(False), torch.no_grad():  # export refuses inference tensors
+        program = torch.export.export(rebuilt_as(encoder, base), (example.clone(),))
     own = _tensors(encoder)
     extra = {name: t for name, t in {**program.state_dict, **program.constants}.items()
              if name not in own and isinstance(t, torch.Tensor)}
@@ -187,23 +183,13 @@ def use_cache_folder(folder: Path) -> Path:
 
 
 def compile_encoder(model: torch.nn.Module, folder: Path) -> torch.nn.Module:
-    """Compile ``model.image_encoder`` in place (see the module's docstring), its package kept in
-    ``folder``; the build or load happens on the first call."""
+    """Build ``model.image_encoder`` as its compiled class (see the module's docstring; made of the
+    encoder's own parts, :mod:`.rebuilding`), its package kept in ``folder``; the build or load
+    happens on the first call."""
     encoder = model.image_encoder
     if not isinstance(encoder, CompiledForward):
         use_cache_folder(folder)
-        encoder.__class__ = _compiled_class(type(encoder))
-        encoder.compile_folder = Path(folder)
-    return model
-
-
-def uncompile_encoder(model: torch.nn.Module) -> torch.nn.Module:
-    """Undo :func:`compile_encoder` (the eager forward again)."""
-    encoder = model.image_encoder
-    if isinstance(encoder, CompiledForward):
-        encoder.__class__ = type(encoder).__mro__[2]
-        for name in ("compile_folder", "runner", "runner_shape", "compile_s", "compile_built", "compile_waited"):
-            encoder.__dict__.pop(name, None)
+        model.image_encoder = rebuilt_as(encoder, _compiled_class(type(encoder)), compile_folder=Path(folder))
     return model
 
 

@@ -1,5 +1,6 @@
 """Fused attention for SAM's modules: ``scaled_dot_product_attention`` in place of
-matmul-softmax-matmul, switched on per module by changing its class to a subclass here.
+matmul-softmax-matmul, built at load time (:func:`fuse_attention`) as a subclass here of each
+installed attention class, made of the built module's own parts (:mod:`.rebuilding`).
 
 The subclasses keep every parameter and helper of the installed classes and only replace
 ``forward``; the outputs equal the unmodified modules' to float rounding (not bit for bit,
@@ -19,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from segment_anything.modeling import image_encoder as sam_encoder
 from segment_anything.modeling import transformer as sam_transformer
+
+from .rebuilding import rebuilt_as, replace_modules
 
 
 def _heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -101,27 +104,15 @@ def fused_classes() -> Dict[type, type]:
     return table
 
 
+def fused(module: torch.nn.Module) -> Optional[torch.nn.Module]:
+    """``module`` built as its fused subclass, if its class is exactly an installed SAM attention
+    class; else None."""
+    cls = fused_classes().get(type(module))
+    return None if cls is None else rebuilt_as(module, cls)
+
+
 def fuse_attention(model: torch.nn.Module) -> int:
-    """Switch every attention module of ``model`` whose class is exactly an installed SAM class
-    to its fused subclass, in place; returns how many were switched. Undo with
-    :func:`unfuse_attention`."""
+    """Build every attention module of ``model`` whose class is exactly an installed SAM class as
+    its fused subclass, in its place; returns how many were built."""
     table = fused_classes()
-    switched = 0
-    for module in model.modules():
-        fused = table.get(type(module))
-        if fused is not None:
-            module.__dict__["_unfused_class"] = type(module)
-            module.__class__ = fused
-            switched += 1
-    return switched
-
-
-def unfuse_attention(model: torch.nn.Module) -> int:
-    """Put back the installed classes that :func:`fuse_attention` replaced; returns how many."""
-    restored = 0
-    for module in model.modules():
-        original = module.__dict__.pop("_unfused_class", None)
-        if original is not None:
-            module.__class__ = original
-            restored += 1
-    return restored
+    return replace_modules(model, lambda m: rebuilt_as(m, table[type(m)]) if type(m) in table else None)

@@ -1,8 +1,9 @@
 """A faster mask decoder: SAM's decoder computed with less work, equal to float rounding.
 
-:func:`speed_up_decoder` changes the class of a loaded model's ``MaskDecoder`` (segment_anything's
-or MobileSAM's, which is the same code) to a subclass whose ``forward`` computes the same
-function with the module's own parameters, reordered for a CPU:
+:func:`speed_up_decoder`, called by ``load_sam`` on the fast path, builds a loaded model's decoder
+(segment_anything's or MobileSAM's, which is the same code, as :mod:`.guided_decoder` builds it)
+as a subclass whose ``forward`` computes the same function with the module's own parameters,
+reordered for a CPU:
 
 - the 4096 image tokens are never projected: in the cross attentions with the few prompt tokens
   (about ten) the prompt side goes back through the image side's projection instead
@@ -21,21 +22,21 @@ function with the module's own parameters, reordered for a CPU:
   ``multimask_output``).
 
 The reordered sums differ from SAM's in the last bits (relative 1e-6), so this is an opt-in
-speed-up like fused attention (``--decoder fast``); :func:`restore_decoder` undoes it. While
-target-guided attention or target-semantic prompting hooks the transformer
-(:func:`persam_video.persam.decoder_hooks.decoder_switches`), SAM's own ``forward`` runs.
+speed-up like fused attention (``--decoder fast``). A call with PerSAM's guide
+(:class:`~.guided_decoder.Guide`: target-guided attention, target-semantic prompting) runs the
+guided decoder's own forward instead, as does a batch of several images.
 """
 from __future__ import annotations
 
 import math
-import sys
-from functools import lru_cache
-from typing import Dict, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from segment_anything.modeling import mask_decoder as sam_mask_decoder
 from segment_anything.modeling.common import LayerNorm2d
+
+from .guided_decoder import Guide, GuidedDecoder, guided_decoder, self_attention, subclass
+from .rebuilding import rebuilt_as
 
 Tensor = torch.Tensor
 # Said in a finished sequence's marker: a new version orders the sums otherwise (equal masks to
@@ -113,13 +114,17 @@ def _image_to_tokens(image: Tensor, image_pos: Tensor, k_in: Tensor, v_in: Tenso
 
 
 class FastDecoderForward:
-    """Mixin over a SAM ``MaskDecoder`` class: the same ``forward``, computed faster."""
+    """Mixin over a guided SAM decoder class (:class:`~.guided_decoder.GuidedDecoder`): the same
+    ``forward``, computed faster where no guide is given."""
+
+    _kept: dict  # token-major layouts of the last tensors seen (:meth:`_token_major`)
 
     def forward(self, image_embeddings: Tensor, image_pe: Tensor, sparse_prompt_embeddings: Tensor,
-                dense_prompt_embeddings: Tensor, multimask_output: bool) -> Tuple[Tensor, Tensor]:  # noqa: D102
-        if image_embeddings.shape[0] != 1:
+                dense_prompt_embeddings: Tensor, multimask_output: bool,
+                guide: Optional[Guide] = None) -> Tuple[Tensor, Tensor]:  # noqa: D102
+        if image_embeddings.shape[0] != 1 or guide is not None:
             return super().forward(image_embeddings, image_pe, sparse_prompt_embeddings,
-                                   dense_prompt_embeddings, multimask_output)
+                                   dense_prompt_embeddings, multimask_output, guide)
         return self._fast_forward(image_embeddings, image_pe, sparse_prompt_embeddings,
                                   dense_prompt_embeddings, multimask_output)
 
@@ -129,11 +134,11 @@ class FastDecoderForward:
         when another tensor comes (the same tensor object as last time is taken as unchanged while
         its version is): the positional encoding once per model, a frame's embedding once per frame
         instead of once per pass."""
-        kept = self.__dict__.get(name)
+        kept = self._kept.get(name)
         if kept is not None and kept[0] is grid and kept[1] == grid._version:
             return kept[2]
         tokens = grid.flatten(2).transpose(1, 2).contiguous()
-        self.__dict__[name] = (grid, grid._version, tokens)
+        self._kept[name] = (grid, grid._version, tokens)
         return tokens
 
     def _fast_forward(self, image: Tensor, image_pe: Tensor, sparse: Tensor, dense: Tensor,
@@ -165,13 +170,7 @@ class FastDecoderForward:
         transformer = self.transformer
         queries = point_embedding
         for layer in transformer.layers:
-            if layer.skip_first_layer_pe:
-                queries = layer.self_attn(q=queries, k=queries, v=queries)
-            else:
-                q = queries + point_embedding
-                queries = queries + layer.self_attn(q=q, k=q, v=queries)
-            queries = layer.norm1(queries)
-
+            queries = self_attention(layer, queries, point_embedding)
             keys_pos = keys + pe
             attended = _tokens_to_image(queries + point_embedding, keys, keys_pos, layer.cross_attn_token_to_image)
             queries = layer.norm2(queries + attended)
@@ -203,62 +202,31 @@ def _fits(decoder: torch.nn.Module) -> bool:
             and up[0].kernel_size == up[0].stride == (2, 2) and up[3].kernel_size == up[3].stride == (2, 2))
 
 
-@lru_cache(maxsize=None)
-def _fast_class(cls: type) -> type:
-    return type(f"Fast{cls.__name__}", (FastDecoderForward, cls), {"__module__": __name__})
+class ChannelsLastConv2d(torch.nn.Conv2d):
+    """A convolution that writes channels-last: the prompt encoder's last mask convolution (1x1) on
+    the fast path, so the decoder reads a mask prompt's embedding token-major without transposing it."""
 
+    fingerprint_name = "Conv2d"  # the same numbers, laid out otherwise
 
-def decoder_classes() -> Dict[type, type]:
-    """Installed ``MaskDecoder`` classes (segment_anything's, and MobileSAM's once imported)."""
-    classes = [sam_mask_decoder.MaskDecoder]
-    mobile = sys.modules.get("mobile_sam.modeling.mask_decoder")
-    if mobile is not None:
-        classes.append(mobile.MaskDecoder)
-    return {cls: _fast_class(cls) for cls in classes}
-
-
-def _channels_last(_module: torch.nn.Module, args: tuple) -> tuple:
-    return (args[0].contiguous(memory_format=torch.channels_last),) + tuple(args[1:])
-
-
-def plain_forward(decoder: torch.nn.Module):
-    """SAM's own forward of ``decoder``, a fast one included: what hooks on its submodules (PerSAM's
-    guided attention and semantic prompt, :mod:`persam_video.persam.decoder_hooks`) need, as the
-    fast computation does not pass through those submodules."""
-    if isinstance(decoder, FastDecoderForward):
-        return super(FastDecoderForward, decoder).forward
-    return decoder
+    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+        return super().forward(x.contiguous(memory_format=torch.channels_last))
 
 
 def speed_up_decoder(model: torch.nn.Module) -> bool:
-    """Switch ``model.mask_decoder`` to the fast forward in place; False (nothing changed) when the
-    decoder is not one of SAM's as built. The prompt encoder's last mask convolution (1x1) then
-    writes channels-last, so the decoder reads a mask prompt's embedding token-major without
-    transposing it."""
+    """Build ``model.mask_decoder`` (SAM's as built, guided or not yet) as the fast decoder and the
+    prompt encoder's last mask convolution as a :class:`ChannelsLastConv2d`; False (nothing changed)
+    when the decoder is not one of SAM's as built."""
     decoder = model.mask_decoder
     if isinstance(decoder, FastDecoderForward):
         return True
-    fast = decoder_classes().get(type(decoder))
-    if fast is None or not _fits(decoder):
+    decoder = guided_decoder(decoder)
+    if not isinstance(decoder, GuidedDecoder) or not _fits(decoder):
         return False
-    decoder.__dict__["_plain_class"] = type(decoder)
-    decoder.__class__ = fast
-    last = model.prompt_encoder.mask_downscaling[-1]
-    if isinstance(last, torch.nn.Conv2d) and last.kernel_size == (1, 1):
-        decoder.__dict__["_dense_hook"] = last.register_forward_pre_hook(_channels_last)
-    return True
-
-
-def restore_decoder(model: torch.nn.Module) -> bool:
-    """Undo :func:`speed_up_decoder`; True if something was restored."""
-    decoder = model.mask_decoder
-    original = decoder.__dict__.pop("_plain_class", None)
-    if original is None:
-        return False
-    decoder.__class__ = original
-    hook = decoder.__dict__.pop("_dense_hook", None)
-    if hook is not None:
-        hook.remove()
-    for name in ("_pe_tokens", "_image_tokens"):
-        decoder.__dict__.pop(name, None)
+    installed = type(decoder).__mro__[2]  # (Guided<cls>, GuidedDecoder, cls, ...)
+    fast = subclass(FastDecoderForward, type(decoder), f"Fast{installed.__name__}", f"Fast{installed.__name__}")
+    model.mask_decoder = rebuilt_as(decoder, fast, _kept={})
+    masks = model.prompt_encoder.mask_downscaling
+    last = masks[-1]
+    if type(last) is torch.nn.Conv2d and last.kernel_size == (1, 1):
+        masks[len(masks) - 1] = rebuilt_as(last, ChannelsLastConv2d)
     return True

@@ -1,7 +1,8 @@
 """The fast path of a loaded SAM: reduced precision for the image encoder and fused attention.
 
-Applied once, at load time (:func:`apply_precision`, called by ``load_sam``), by changing the
-classes of the model's own modules, so nothing downstream (predictor, tracker) needs to know:
+Applied once, at load time (:func:`apply_precision`, called by ``load_sam``), by building the
+model's modules as the fast path's subclasses out of their own parts (:mod:`.rebuilding`), so
+nothing downstream (predictor, tracker) needs to know:
 
 - ``fp32``: the model is left exactly as segment_anything built it (results byte-identical);
 - ``bf16`` / ``fp16``: the image encoder runs under ``torch.autocast`` and hands back float32
@@ -31,6 +32,7 @@ from typing import Dict
 import torch
 
 from ..errors import PersamError
+from .rebuilding import rebuilt_as
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 ATTENTION_MODES = ("auto", "fused", "plain")
@@ -113,21 +115,19 @@ def _autocast_class(cls: type) -> type:
 
 
 def autocast_module(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
-    """Run ``module`` under autocast to ``dtype`` from now on, in place (same parameters, same
-    attributes such as an encoder's ``img_size``, same state_dict keys)."""
-    if not isinstance(module, AutocastForward):
-        module.__class__ = _autocast_class(type(module))
-    module.autocast_dtype = dtype
-    return module
+    """``module`` built to run under autocast to ``dtype`` (same parameters, same attributes such as
+    an encoder's ``img_size``, same state_dict keys); the caller puts it in the module's place."""
+    cls = type(module) if isinstance(module, AutocastForward) else _autocast_class(type(module))
+    return rebuilt_as(module, cls, autocast_dtype=dtype)
 
 
 def apply_precision(model: torch.nn.Module, precision: str = "fp32", attention: str = "auto",
                     decoder: str = "auto", compiled: bool = False, quantized: bool = False) -> str:
     """Put ``model`` (a loaded SAM, on its device) on the path that ``precision``, ``attention``
-    and ``decoder`` ask for, in place; returns the concrete precision. ``fp32`` with attention
-    and decoder ``auto`` (or ``plain`` / ``exact``) changes nothing. ``compiled`` and ``quantized`` only
-    say, in ``model.numerics``, that the caller compiles or quantises the encoder
-    (:mod:`persam_video.model.compiling`, :mod:`persam_video.model.quantizing`)."""
+    and ``decoder`` ask for, its modules built anew where they change; returns the concrete
+    precision. ``fp32`` with attention and decoder ``auto`` (or ``plain`` / ``exact``) changes nothing.
+    ``compiled`` and ``quantized`` only say, in ``model.numerics``, that the caller compiles or
+    quantises the encoder (:mod:`persam_video.model.compiling`, :mod:`persam_video.model.quantizing`)."""
     device = next(model.parameters()).device
     resolved = resolve_precision(precision, device)
     fused = resolve_attention(attention, resolved)
@@ -139,7 +139,7 @@ def apply_precision(model: torch.nn.Module, precision: str = "fp32", attention: 
         from .fast_decoder import speed_up_decoder
         speed_up_decoder(model)
     if resolved != "fp32":
-        autocast_module(model.image_encoder, DTYPES[resolved])
+        model.image_encoder = autocast_module(model.image_encoder, DTYPES[resolved])
     model.precision = resolved
     model.numerics = describe_numerics(resolved, fused, fast_decoder, compiled, quantized)
     return resolved

@@ -227,10 +227,16 @@ def _builders() -> Dict[str, Callable[[Optional[Mapping[str, torch.Tensor]]], to
 
 def build_model(model_type: str, state: Optional[Mapping[str, torch.Tensor]] = None) -> torch.nn.Module:
     """The architecture of ``model_type`` with freshly initialised weights, sized for ``state``
-    (the state_dict about to be loaded) where the file decides a size; default sizes without it."""
+    (the state_dict about to be loaded) where the file decides a size; default sizes without it.
+    Its mask decoder is built with PerSAM's switches (:mod:`.guided_decoder`; SAM 2.1's adapter builds
+    its own)."""
+    from .guided_decoder import guided_decoder
+
     if model_type not in CHECKPOINTS:
         raise PersamError(f"unknown model type {model_type!r}; choose one of {', '.join(MODEL_TYPES)}")
-    return _builders()[model_type](state)
+    model = _builders()[model_type](state)
+    model.mask_decoder = guided_decoder(model.mask_decoder)
+    return model
 
 
 def load_sam(model_type: str = DEFAULT_MODEL_TYPE, checkpoint: Optional[os.PathLike] = None,

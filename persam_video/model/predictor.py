@@ -1,5 +1,5 @@
 """One image's embedding and SAM's prompt-to-mask call on it, without torchvision; the prompt
-encoder's positional encoding made once per model.
+encoder's positional encoding made once per predictor.
 
 :class:`FramePredictor` has the part of ``segment_anything.SamPredictor``'s interface that
 persam-video uses, with the same results to the bit (the frame resized by Pillow's bilinear
@@ -14,23 +14,10 @@ import numpy as np
 import torch
 
 from ..errors import PersamError
-from .fast_decoder import plain_forward
 from .features import DEFAULT_CAPACITY, Features, FeatureStore
+from .guided_decoder import Guide
 from .resizing import LongestSide
 from .upscaling import postprocess
-
-
-def dense_pe(model: torch.nn.Module) -> torch.Tensor:
-    """The prompt encoder's positional encoding of the embedding grid, made once per model: it
-    depends only on the encoder's fixed random projection, so every pass gets the same tensor
-    (equal to ``get_dense_pe()``), and the fast decoder keeps what it derived from it."""
-    matrix = model.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix
-    key = (matrix.data_ptr(), matrix._version, tuple(model.prompt_encoder.image_embedding_size))
-    kept = model.__dict__.get("_dense_pe")
-    if kept is None or kept[0] != key:
-        kept = (key, model.prompt_encoder.get_dense_pe())
-        model.__dict__["_dense_pe"] = kept
-    return kept[1]
 
 
 class FramePredictor:
@@ -44,6 +31,7 @@ class FramePredictor:
         # a model may bring its own input geometry (SAM 2.1 squeezes to a square; sam2_model.py)
         self.transform = getattr(model, "input_transform", None) or LongestSide(model.image_encoder.img_size)
         self.image: Optional[Features] = None
+        self._pe: Optional[Tuple[tuple, torch.Tensor]] = None  # (what it was made from, dense_pe)
 
     @property
     def device(self) -> torch.device:
@@ -74,6 +62,17 @@ class FramePredictor:
     def input_size(self) -> Optional[Tuple[int, int]]:
         """The current image's (h, w) as resized for the model."""
         return None if self.image is None else self.image.input_size
+
+    def dense_pe(self) -> torch.Tensor:
+        """The prompt encoder's positional encoding of the embedding grid, made once: it depends only
+        on the encoder's fixed random projection, so every pass gets the same tensor (equal to
+        ``get_dense_pe()``), and the fast decoder keeps what it derived from it."""
+        encoder = self.model.prompt_encoder
+        matrix = encoder.pe_layer.positional_encoding_gaussian_matrix
+        key = (matrix.data_ptr(), matrix._version, tuple(encoder.image_embedding_size))
+        if self._pe is None or self._pe[0] != key:
+            self._pe = (key, encoder.get_dense_pe())
+        return self._pe[1]
 
     def reset_image(self) -> None:
         """Forget the current image and its embedding."""
@@ -168,18 +167,19 @@ class FramePredictor:
 
     def decode(self, points: Optional[torch.Tensor], labels: Optional[torch.Tensor],
                boxes: Optional[torch.Tensor] = None, mask_input: Optional[torch.Tensor] = None,
-               multimask: bool = True, plain: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+               multimask: bool = True, guide: Optional[Guide] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """The one call of the prompt encoder and mask decoder on the current image: prompts in the
         resized image's pixels (B, P, 2) with labels (B, P), boxes (B, 4), mask logits (B, 1, h, w) ->
         low-res logits (B, C, h, w) and predicted IoUs (B, C), C = 3 with ``multimask``, else 1.
         Clicks (:meth:`predict_torch`) and PerSAM / PerSAM-F (:func:`persam_video.persam.predict`)
-        both come through here. ``plain`` runs SAM's own decoder forward even on the fast path
-        (:func:`~.fast_decoder.plain_forward`): for hooks on its submodules."""
+        both come through here; ``guide`` turns on PerSAM's target-guided attention and/or
+        target-semantic prompting for this call (:mod:`.guided_decoder`)."""
         self._check_image()
         sparse, dense = self.model.prompt_encoder(points=None if points is None else (points, labels),
                                                   boxes=boxes, masks=mask_input)
-        decoder = plain_forward(self.model.mask_decoder) if plain else self.model.mask_decoder
         extra = {} if self.image.high_res is None else {"high_res_features": list(self.image.high_res)}
-        return decoder(
-            image_embeddings=self.image.embedding, image_pe=dense_pe(self.model),
+        if guide is not None:
+            extra["guide"] = guide
+        return self.model.mask_decoder(
+            image_embeddings=self.image.embedding, image_pe=self.dense_pe(),
             sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask, **extra)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import PersamError
+from .guided_decoder import Guide, guided_transformer
 from .sam2_checkpoints import SAM2_SIZES
 
 SAM2_EXTRA_HINT = "pip install -e '.[sam2]'"
@@ -145,7 +146,8 @@ class Sam2PromptEncoder(torch.nn.Module):
 
 
 class Sam2MaskDecoder(torch.nn.Module):
-    """SAM 2's mask decoder with SAM's call and returns, and its three SAM 2 switches.
+    """SAM 2's mask decoder with SAM's call and returns (PerSAM's :class:`~.guided_decoder.Guide`
+    included: its two-way transformer is built as a guided one), and its three SAM 2 switches.
 
     ``high_res`` (default on, as SAM 2 runs): the high-resolution skip connections in the
     upscaling; off feeds zeros there. ``stability`` (default on, as ``SAM2ImagePredictor`` builds
@@ -156,6 +158,7 @@ class Sam2MaskDecoder(torch.nn.Module):
 
     def __init__(self, inner: torch.nn.Module) -> None:
         super().__init__()
+        inner.transformer = guided_transformer(inner.transformer)
         self.inner = inner
         self.transformer_dim = inner.transformer_dim
         self.high_res = True
@@ -175,17 +178,18 @@ class Sam2MaskDecoder(torch.nn.Module):
 
     def forward(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor,
                 sparse_prompt_embeddings: torch.Tensor, dense_prompt_embeddings: torch.Tensor,
-                multimask_output: bool, high_res_features: Optional[List[torch.Tensor]] = None
-                ) -> Tuple[torch.Tensor, torch.Tensor]:  # noqa: D102
+                multimask_output: bool, high_res_features: Optional[List[torch.Tensor]] = None,
+                guide: Optional[Guide] = None) -> Tuple[torch.Tensor, torch.Tensor]:  # noqa: D102
         if high_res_features is None:
             raise PersamError("SAM 2's decoder needs the image's high-resolution features")
         if not self.high_res:
             high_res_features = [torch.zeros_like(f) for f in high_res_features]
-        masks, scores, _, object_logits = self.inner(
-            image_embeddings=image_embeddings, image_pe=image_pe, sparse_prompt_embeddings=sparse_prompt_embeddings,
-            dense_prompt_embeddings=dense_prompt_embeddings, multimask_output=multimask_output,
-            repeat_image=sparse_prompt_embeddings.shape[0] != image_embeddings.shape[0],
-            high_res_features=high_res_features)
+        with self.transformer.guided(guide):
+            masks, scores, _, object_logits = self.inner(
+                image_embeddings=image_embeddings, image_pe=image_pe,
+                sparse_prompt_embeddings=sparse_prompt_embeddings, dense_prompt_embeddings=dense_prompt_embeddings,
+                multimask_output=multimask_output, high_res_features=high_res_features,
+                repeat_image=sparse_prompt_embeddings.shape[0] != image_embeddings.shape[0])
         if self.object_score:
             masks = torch.where(object_logits[:, :, None, None] > 0, masks, NO_OBJECT_SCORE)
         return masks, scores

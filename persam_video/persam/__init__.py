@@ -7,8 +7,10 @@ departs from the public PerSAM scripts, is described in ``docs/method.md``.
 - :mod:`.geometry`: masks on the embedding grid, target embeddings, confidence maps,
   points and boxes;
 - :mod:`.decoding`: one decoder pass, the PerSAM and PerSAM-F cascades, the label map;
-- :mod:`.fit`: PerSAM-F's two scale weights;
-- :mod:`.decoder_hooks`: target-guided attention and target-semantic prompting.
+- :mod:`.fit`: PerSAM-F's two scale weights.
+
+Target-guided attention and target-semantic prompting are switches of the decoder itself
+(:mod:`persam_video.model.guided_decoder`); :func:`.geometry.attention_bias` makes the bias.
 """
 from .decoding import (
     Cascade,

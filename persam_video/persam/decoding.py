@@ -14,10 +14,10 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..model.guided_decoder import Guide
 from ..model.predictor import FramePredictor
 from ..model.upscaling import postprocess
-from .decoder_hooks import attention_bias, decoder_switches
-from .geometry import box_mask, tight_boxes
+from .geometry import attention_bias, box_mask, tight_boxes
 
 
 @dataclass
@@ -81,16 +81,16 @@ def predict(predictor: FramePredictor, prompts: Prompts, mask_input: Optional[to
     or with ``multimask`` off its single-mask output (one mask per object).
 
     ``attention_maps`` (N, H, W) and ``target_means`` (N, C) turn on target-guided
-    attention and target-semantic prompting for this pass.
+    attention and target-semantic prompting for this pass (the decoder's guide,
+    :mod:`persam_video.model.guided_decoder`).
     """
     transform = predictor.transform
     size = predictor.original_size
     points = transform.apply_coords_torch(prompts.points, size)
     boxes = None if prompts.boxes is None else transform.apply_boxes_torch(prompts.boxes.float(), size)
     bias = None if attention_maps is None else attention_bias(attention_maps, predictor.features.shape[-2:])
-    with decoder_switches(predictor.model.mask_decoder, bias, target_means):
-        low_res, scores = predictor.decode(points, prompts.labels, boxes, mask_input, multimask,
-                                           plain=bias is not None or target_means is not None)
+    guide = None if bias is None and target_means is None else Guide(bias, target_means)
+    low_res, scores = predictor.decode(points, prompts.labels, boxes, mask_input, multimask, guide=guide)
     return PassOutput(scores=scores, low_res=low_res, predictor=predictor)
 
 

@@ -135,6 +135,16 @@ def confidence_maps(predictor: FramePredictor, targets: torch.Tensor,
     return sim[:, 0]
 
 
+def attention_bias(maps: torch.Tensor, grid: tuple) -> torch.Tensor:
+    """Target-guided attention's bias from full-resolution confidence maps (N, H, W): (N, 1, 1, g*g).
+
+    Standardise each map (mean 0, unbiased std 1), resize bilinearly to the grid, sigmoid."""
+    flat = maps.flatten(1)
+    standard = (maps - flat.mean(1)[:, None, None]) / flat.std(1)[:, None, None]
+    small = F.interpolate(standard[:, None], size=tuple(grid), mode="bilinear")
+    return small.sigmoid().flatten(1)[:, None, None, :]
+
+
 def top_points(maps: torch.Tensor, k: int) -> torch.Tensor:
     """The k highest locations of each map as (x, y): (N, k, 2) float."""
     n, _, w = maps.shape

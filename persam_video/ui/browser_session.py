@@ -1,7 +1,11 @@
-"""One browser session's state: its folder, video, objects, clicks, label maps and Track run.
+"""One browser session: its folder and video, kept in step with its objects' prompts, the frames'
+label maps and the Track run.
 
 Every browser session gets a :class:`BrowserSession` with a private folder; the uploaded video,
-the page's frames, the label PNGs and the downloads all live there and nowhere else. The
+the page's frames, the label PNGs and the downloads all live there and nowhere else. The objects
+and their clicks are :class:`~.object_prompts.ObjectPrompts`, the label PNGs
+:class:`~.label_maps.LabelMaps`; this module keeps them, the prompting session and the undo
+history in step under one lock. The
 clicks go to the library's prompting session (:class:`persam_video.tracking.session.VideoSession`),
 which decodes the object's mask on that frame; the label PNG of that frame is updated at once,
 so the page shows the mask right after the click. Track runs the session's ``propagate`` in the
@@ -22,30 +26,22 @@ Rules chosen here:
 """
 from __future__ import annotations
 
-import copy
 import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
-from ..io.masks import DAVIS_PALETTE, read_label_png, write_label_png
 from ..io.writer import LabelWriter
 from ..options import TrackerOptions
-from .history import Edit, History, Side, rounded
+from .history import Edit, History, Side
+from .label_maps import LabelMaps
+from .object_prompts import ObjectPrompts
 from .photos import PhotoWorkspace
 from .tracking import TrackJob, with_motion
 from .video import LoadedVideo, UiError, load_video
-
-MAX_OBJECTS = 254
-MAX_NAME = 40
-
-
-def colour(obj_id: int) -> str:
-    """The object's DAVIS palette colour as ``#rrggbb``."""
-    return "#" + "".join(f"{int(c):02x}" for c in DAVIS_PALETTE[obj_id])
 
 
 class BrowserSession:
@@ -64,8 +60,8 @@ class BrowserSession:
         self.last_seen = time.monotonic()
         self.video: Optional[LoadedVideo] = None
         self.video_session = None  # persam_video.tracking.session.VideoSession for the loaded video
-        self.objects: Dict[int, str] = {}
-        self.marks: Dict[int, Dict[int, dict]] = {}  # frame -> object -> {"points": [[x, y, label]], "box"}
+        self.prompts = ObjectPrompts()
+        self.label_maps: Optional[LabelMaps] = None  # the loaded video's
         self.job: Optional[TrackJob] = None
         self.tracked = False  # a Track has completed: every frame has a label map
         self.changed_from: Optional[int] = None  # the earliest frame prompted since the last completed Track
@@ -100,31 +96,18 @@ class BrowserSession:
             raise UiError(f"frame {frame} is outside the video (0 to {len(video) - 1})")
         return frame
 
-    def _check_object(self, obj_id: Optional[int]) -> int:
-        if not self.objects:
-            raise UiError("add an object first")
-        if obj_id not in self.objects:
-            raise UiError(f"there is no object {obj_id}: choose one in the list")
-        return obj_id
+    def _maps(self) -> LabelMaps:
+        self._need_video()
+        return self.label_maps
 
     @property
     def labels_dir(self) -> Path:
         """Where this video's label PNGs are (one per frame, named like the frames)."""
-        return self._need_video().previews.parent / "labels"
-
-    def _label_path(self, frame: int) -> Path:
-        """The label PNG of ``frame`` (named like the frame)."""
-        return self.labels_dir / f"{self._need_video().names[frame]}.png"
+        return self._maps().folder
 
     def labels(self, frame: int) -> Optional[np.ndarray]:
         """The current label map of ``frame``, or None when it has none yet."""
-        path = self._label_path(frame)
-        return read_label_png(path) if path.is_file() else None
-
-    def _write_labels(self, frame: int, labels: np.ndarray) -> None:
-        """Make ``labels`` the label map of ``frame``."""
-        self.labels_dir.mkdir(parents=True, exist_ok=True)
-        write_label_png(self._label_path(frame), labels)
+        return self._maps().read(frame)
 
     # ------------------------------------------------------------------- video
     def video_folder(self) -> Path:
@@ -153,56 +136,40 @@ class BrowserSession:
                 raise
             old = self.video
             self.video, self.video_session, self.job = video, tracker, None
-            self.marks, self.tracked, self.changed_from, self.track_note = {}, False, None, ""
+            self.label_maps = LabelMaps(where / "labels", video.names, video.size)
+            self.prompts.marks, self.tracked, self.changed_from, self.track_note = {}, False, None, ""
             self.history.clear()
             self.version += 1
             self.videos_opened += 1
             if old is not None:
                 shutil.rmtree(old.previews.parent, ignore_errors=True)
-            if not self.objects:
-                self.objects[1] = "object 1"
+            if not self.prompts.objects:
+                self.prompts.add()
 
     # ----------------------------------------------------------------- objects
     def add_object(self, name: Optional[str] = None) -> int:
         """A new object with the smallest free id; returns its id."""
         with self.lock:
             self._idle()
-            free = [k for k in range(1, MAX_OBJECTS + 1) if k not in self.objects]
-            if not free:
-                raise UiError(f"at most {MAX_OBJECTS} objects")
-            obj_id = free[0]
-            self.objects[obj_id] = clean_name(name) or f"object {obj_id}"
-            return obj_id
+            return self.prompts.add(name)
 
     def rename_object(self, obj_id: int, name: str) -> None:
         """Give an object a new name (names are for the page; files keep the ids)."""
         with self.lock:
-            self._check_object(obj_id)
-            new = clean_name(name)
-            if not new:
-                raise UiError("an object's name cannot be empty")
-            self.objects[obj_id] = new
+            self.prompts.rename(obj_id, name)
 
     def remove_object(self, obj_id: int) -> None:
         """Forget an object: its prompts, and its pixels in every label map."""
         with self.lock:
             self._idle()
-            self._check_object(obj_id)
-            del self.objects[obj_id]
+            self.prompts.remove(obj_id)
             self.history.clear()
             if self.video is None:
                 return
             if obj_id in (self.video_session.object_ids if self.video_session is not None else []):
                 with self.model_lock:
                     self.video_session.remove_object(obj_id)
-            for frame in list(self.marks):
-                self.marks[frame].pop(obj_id, None)
-                if not self.marks[frame]:
-                    del self.marks[frame]
-            for path in self.labels_dir.glob("*.png"):
-                labels = read_label_png(path)
-                if (labels == obj_id).any():
-                    write_label_png(path, np.where(labels == obj_id, 0, labels).astype(np.uint8))
+            self.label_maps.erase(obj_id)
             self.version += 1
 
     # ----------------------------------------------------------------- prompts
@@ -215,8 +182,7 @@ class BrowserSession:
             with self.model_lock:
                 mask = self.video_session.add_points(frame, obj_id, np.array([[x, y]], np.float32),
                                                      np.array([1 if positive else 0]))
-            mark = self.marks.setdefault(frame, {}).setdefault(obj_id, {"points": [], "box": None})
-            mark["points"].append([float(x), float(y), 1 if positive else 0])
+            self.prompts.add_point(frame, obj_id, x, y, 1 if positive else 0)
             self._prompted(frame, obj_id, mask)
             self.history.record(Edit("click", frame, obj_id, before, self._side(frame, obj_id)))
 
@@ -234,8 +200,7 @@ class BrowserSession:
             before = self._side(frame, obj_id)
             with self.model_lock:
                 mask = self.video_session.add_box(frame, obj_id, np.array([x0, y0, x1, y1], np.float32))
-            mark = self.marks.setdefault(frame, {}).setdefault(obj_id, {"points": [], "box": None})
-            mark["box"] = [x0, y0, x1, y1]
+            self.prompts.set_box(frame, obj_id, (x0, y0, x1, y1))
             self._prompted(frame, obj_id, mask)
             self.history.record(Edit("box", frame, obj_id, before, self._side(frame, obj_id)))
 
@@ -243,8 +208,8 @@ class BrowserSession:
         """Forget ``obj_id``'s clicks and box on ``frame`` and take its mask off that frame (undoable)."""
         with self.lock:
             self._prompt_checks(frame, obj_id)
-            if obj_id not in self.marks.get(frame, {}):
-                raise UiError(f"{self.objects[obj_id]} has no click on frame {frame}")
+            if self.prompts.mark(frame, obj_id) is None:
+                raise UiError(f"{self.prompts.objects[obj_id]} has no click on frame {frame}")
             before = self._side(frame, obj_id)
             labels = before.labels()
             changed = frame if before.changed_from is None else min(before.changed_from, frame)
@@ -275,24 +240,14 @@ class BrowserSession:
 
     def _side(self, frame: int, obj_id: int) -> Side:
         """The object's prompt on ``frame`` and the frame's label map as they are now."""
-        return Side.of(self.marks.get(frame, {}).get(obj_id), self.labels(frame), self.changed_from)
+        return Side.of(self.prompts.mark(frame, obj_id), self.labels(frame), self.changed_from)
 
     def _apply(self, frame: int, obj_id: int, side: Side) -> None:
         """Make the object's prompt on ``frame``, the frame's label map and ``changed_from`` those of ``side``."""
-        mark = side.mark
         with self.model_lock:
             self.video_session.set_clicks(frame, obj_id, *side.prompt())
-        if mark:
-            self.marks.setdefault(frame, {})[obj_id] = copy.deepcopy(mark)
-        elif frame in self.marks:
-            self.marks[frame].pop(obj_id, None)
-            if not self.marks[frame]:
-                del self.marks[frame]
-        labels = side.labels()
-        if labels is None:
-            self._label_path(frame).unlink(missing_ok=True)
-        else:
-            self._write_labels(frame, labels)
+        self.prompts.set_mark(frame, obj_id, side.mark)
+        self.label_maps.write(frame, side.labels())
         self.changed_from = side.changed_from
         self.version += 1
 
@@ -300,7 +255,7 @@ class BrowserSession:
         self._need_video()
         self._idle()
         self.check_frame(frame)
-        self._check_object(obj_id)
+        self.prompts.check(obj_id)
 
     def _check_point(self, x: float, y: float) -> None:
         h, w = self._need_video().size
@@ -309,10 +264,7 @@ class BrowserSession:
 
     def _prompted(self, frame: int, obj_id: int, mask: np.ndarray) -> None:
         """Put the object's new mask into the frame's label map and note the change for Track."""
-        labels = self.labels(frame)
-        labels = np.zeros(self.video.size, np.uint8) if labels is None else np.where(labels == obj_id, 0, labels)
-        labels[np.asarray(mask, dtype=bool)] = obj_id
-        self._write_labels(frame, labels.astype(np.uint8))
+        self.label_maps.put(frame, obj_id, mask)
         self.changed_from = frame if self.changed_from is None else min(self.changed_from, frame)
         self.version += 1
 
@@ -324,12 +276,13 @@ class BrowserSession:
         with self.lock:
             self._need_video()
             self._idle()
-            if not self.objects:
+            objects = self.prompts.objects
+            if not objects:
                 raise UiError("add an object and click on it before Track")
-            prompted = [k for k in self.objects if any(k in marks for marks in self.marks.values())]
-            if not prompted:
+            prompted = self.prompts.prompted()
+            if not prompted & set(objects):
                 raise UiError("click on an object before Track: no object has a click or a box yet")
-            left_out = [self.objects[k] for k in sorted(self.objects) if k not in prompted]
+            left_out = [objects[k] for k in sorted(objects) if k not in prompted]
             self.track_note = (f"left out of Track, no click yet: {', '.join(left_out)}" if left_out else "")
             self.history.clear()
             self.video_session.set_options(self.options if follow_motion is None else
@@ -366,12 +319,9 @@ class BrowserSession:
                 h, w = self.video.size
                 video = {"name": self.video.name, "frames": len(self.video), "width": w, "height": h,
                          "fps": round(self.video.fps, 3), "opened": self.videos_opened}
-            prompted = {k for marks in self.marks.values() for k in marks}
             return {
                 "video": video,
-                "objects": [{"id": k, "name": n, "colour": colour(k), "prompted": k in prompted}
-                            for k, n in sorted(self.objects.items())],
-                "marks": {str(f): {str(k): rounded(m) for k, m in marks.items()} for f, marks in self.marks.items()},
+                **self.prompts.describe(),
                 "track": self.job.progress() if self.job is not None else None,
                 "tracked": self.tracked,
                 "changed_from": self.changed_from,
@@ -393,8 +343,3 @@ class BrowserSession:
 def _video_session() -> Callable:
     from ..tracking.session import VideoSession
     return VideoSession
-
-
-def clean_name(name: Optional[str]) -> str:
-    """An object name as the page may show it: printable, trimmed, at most MAX_NAME characters."""
-    return "".join(ch for ch in (name or "") if ch.isprintable()).strip()[:MAX_NAME]

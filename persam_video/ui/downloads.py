@@ -116,7 +116,7 @@ def build_download(session: BrowserSession, kind: str) -> Download:
             raise UiError("Track is running: wait for it to finish", status=409)
         if kind in NEEDS_TRACK and not session.tracked:
             raise UiError("press Track first and let it finish: the downloads need a mask on every frame")
-        if kind == "prompts" and not session.marks:
+        if kind == "prompts" and not session.prompts.marks:
             raise UiError("there is nothing to save yet: click on an object first")
         out = session.video.previews.parent / "downloads"
         out.mkdir(exist_ok=True)

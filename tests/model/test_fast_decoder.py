@@ -15,10 +15,11 @@ from test_fast_path import iou, run_clip  # noqa: E402 (this folder is on the pa
 
 from persam_video.errors import PersamError
 from persam_video.model import fast_path as precision
-from persam_video.model.fast_decoder import FastDecoderForward, plain_forward, restore_decoder, speed_up_decoder
+from persam_video.model.fast_decoder import ChannelsLastConv2d, FastDecoderForward, speed_up_decoder
+from persam_video.model.guided_decoder import Guide
 from persam_video.model.loading import build_model, load_sam
+from persam_video.model.predictor import FramePredictor
 from persam_video.model.upscaling import postprocess
-from persam_video.persam.decoder_hooks import decoder_switches
 
 
 def decoder_inputs(model, n: int, mask_input: bool, seed: int = 0):
@@ -77,27 +78,27 @@ def test_fast_decoder_sees_changed_weights(small_model):
     torch.testing.assert_close(have[0], want[0], rtol=1e-4, atol=1e-4)
 
 
-def test_hooked_decoder_runs_sams_forward_and_restore_undoes(small_model):
+def test_a_guided_call_on_the_fast_decoder_runs_sams_order(small_model):
     plain, fast = both(small_model)
     inputs = decoder_inputs(plain, 2, False)
     bias = torch.rand(2, 1, 1, int(np.prod(plain.prompt_encoder.image_embedding_size)))
     torch.manual_seed(0)
-    means = torch.randn(2, plain.mask_decoder.transformer_dim)
+    guide = Guide(bias, torch.randn(2, plain.mask_decoder.transformer_dim))
     with torch.no_grad():
-        with decoder_switches(plain.mask_decoder, bias, means):
-            want = plain.mask_decoder(**inputs, multimask_output=True)
-        with decoder_switches(fast.mask_decoder, bias, means):
-            have = plain_forward(fast.mask_decoder)(**inputs, multimask_output=True)
-            hooks_skipped = fast.mask_decoder(**inputs, multimask_output=True)
+        want = plain.mask_decoder(**inputs, multimask_output=True, guide=guide)
+        have = fast.mask_decoder(**inputs, multimask_output=True, guide=guide)
+        unguided = fast.mask_decoder(**inputs, multimask_output=True)
     assert torch.equal(have[0], want[0]) and torch.equal(have[1], want[1])
-    assert not torch.allclose(hooks_skipped[0], want[0], atol=1e-3)  # the fast forward passes the hooks by
+    assert not torch.allclose(unguided[0], want[0], atol=1e-3)  # the guide acts
+    assert plain.mask_decoder.transformer.guide is None and fast.mask_decoder.transformer.guide is None
     masks = torch.randn(2, 1, 256, 256)
     with torch.no_grad():  # the fast decoder has the mask prompt's embedding written channels-last
+        assert type(fast.prompt_encoder.mask_downscaling[-1]) is ChannelsLastConv2d
         assert fast.prompt_encoder(points=None, boxes=None, masks=masks)[1].is_contiguous(
             memory_format=torch.channels_last)
-        assert restore_decoder(fast) and type(fast.mask_decoder) is MaskDecoder
-        assert fast.prompt_encoder(points=None, boxes=None, masks=masks)[1].is_contiguous()
-    assert not restore_decoder(fast)
+        assert type(plain.prompt_encoder.mask_downscaling[-1]) is torch.nn.Conv2d
+        assert plain.prompt_encoder(points=None, boxes=None, masks=masks)[1].is_contiguous()
+    assert isinstance(plain.mask_decoder, MaskDecoder) and not isinstance(plain.mask_decoder, FastDecoderForward)
 
 
 def test_fast_decoder_on_mobile_sams_decoder():
@@ -158,13 +159,27 @@ def test_postprocess_falls_back_where_the_factor_is_not_whole():
 
 
 def test_dense_pe_is_made_once_and_equals_the_prompt_encoders(small_model):
-    from persam_video.model.predictor import dense_pe
-
     model = copy.deepcopy(small_model)
-    first = dense_pe(model)
+    predictor = FramePredictor(model)
+    first = predictor.dense_pe()
     assert torch.equal(first, model.prompt_encoder.get_dense_pe())
-    assert dense_pe(model) is first
+    assert predictor.dense_pe() is first
     with torch.no_grad():
         model.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.mul_(2)
-    changed = dense_pe(model)
+    changed = predictor.dense_pe()
     assert changed is not first and torch.equal(changed, model.prompt_encoder.get_dense_pe())
+
+
+def test_resume_fingerprints_name_the_classes_the_modules_compute_as(small_checkpoint):
+    from persam_video.resume_file import weights_digest
+
+    def names(model):
+        return [getattr(type(m), "fingerprint_name", type(m).__qualname__) for m in model.modules()]
+
+    exact = load_sam("small", small_checkpoint, device="cpu")
+    fast = load_sam("small", small_checkpoint, device="cpu", decoder="fast")
+    assert type(exact.mask_decoder).__name__ == "GuidedMaskDecoder"
+    assert "MaskDecoder" in names(exact) and "TwoWayTransformer" in names(exact)
+    assert not any("Guided" in n for n in names(exact) + names(fast))
+    assert names(fast) == [n.replace("MaskDecoder", "FastMaskDecoder") for n in names(exact)]
+    assert weights_digest(fast) != weights_digest(exact)

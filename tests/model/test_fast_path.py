@@ -17,7 +17,8 @@ from persam_video.batch.markers import run_settings
 from persam_video.cli.common import add_method_options, add_model_options, model_spec, tracker_options
 from persam_video.errors import PersamError
 from persam_video.model import fast_path as precision
-from persam_video.model.fast_attention import fuse_attention, unfuse_attention
+from persam_video.model import guided_decoder
+from persam_video.model.fast_attention import fuse_attention, fused
 from persam_video.model.loading import ModelSpec, load_sam
 from persam_video.options import TrackerOptions
 from persam_video.persam import fit as fit_module
@@ -28,16 +29,39 @@ def classes(model):
     return {type(m) for m in model.modules()}
 
 
+def sams_own(model) -> bool:
+    """Every module of ``model`` is segment_anything's (or torch's) as built, but for the decoder and
+    its transformer, built with PerSAM's switches (subclasses whose unguided call is SAM's own)."""
+    guided = (guided_decoder.GuidedDecoder, guided_decoder.GuidedTransformer)
+    return all(c.__module__.startswith(("segment_anything", "torch"))
+               or (issubclass(c, guided) and c.__mro__[2].__module__.startswith("segment_anything"))
+               for c in classes(model))
+
+
 def test_fp32_leaves_every_module_as_segment_anything_built_it(small_checkpoint):
+    from segment_anything.modeling.mask_decoder import MaskDecoder
+    from segment_anything.modeling.transformer import TwoWayTransformer
+
     model = load_sam("small", small_checkpoint, device="cpu", precision="fp32")
     plain = load_sam("small", small_checkpoint, device="cpu", precision="fp32", attention="plain")
     assert classes(model) == classes(plain)
     assert sam_encoder.Attention in classes(model) and sam_transformer.Attention in classes(model)
-    assert all(c.__module__.startswith(("segment_anything", "torch")) for c in classes(model))
+    assert sams_own(model)
     assert model.precision == "fp32"
     image = torch.rand(1, 3, 256, 256) * 255
     with torch.no_grad():
         assert torch.equal(model.image_encoder(model.preprocess(image)), plain.image_encoder(plain.preprocess(image)))
+        embedding = model.image_encoder(model.preprocess(image))
+        sparse, dense = model.prompt_encoder(points=(torch.rand(2, 2, 2) * 256, torch.ones(2, 2)), boxes=None,
+                                             masks=None)
+        inputs = (embedding, model.prompt_encoder.get_dense_pe(), sparse, dense, True)
+        decoder = model.mask_decoder
+        assert all(torch.equal(a, b) for a, b in zip(decoder(*inputs), MaskDecoder.forward(decoder, *inputs)))
+        tokens = torch.randn(2, 5, decoder.transformer_dim)
+        image_pe = model.prompt_encoder.get_dense_pe()
+        assert all(torch.equal(a, b) for a, b in zip(decoder.transformer(embedding, image_pe, tokens),
+                                                      TwoWayTransformer.forward(decoder.transformer, embedding,
+                                                                                image_pe, tokens)))
 
 
 def test_fused_attention_equals_the_installed_modules(small_model):
@@ -55,7 +79,8 @@ def test_fused_attention_equals_the_installed_modules(small_model):
                                multimask_output=True) for m in (small_model, fused)]
     for want, have in zip(*runs):
         torch.testing.assert_close(have, want, rtol=1e-4, atol=1e-4)
-    assert unfuse_attention(fused) == 13 and classes(fused) == classes(small_model)
+    assert not {sam_encoder.Attention, sam_transformer.Attention} & classes(fused)
+    assert sam_encoder.Attention in classes(small_model)  # the model it was copied from is as it was
 
 
 def test_fused_tiny_vit_attention_equals_mobile_sam():
@@ -67,8 +92,9 @@ def test_fused_tiny_vit_attention_equals_mobile_sam():
     x = torch.randn(2, 49, 64)
     with torch.no_grad():
         expected = module(x)
-        assert fuse_attention(module) == 1
-        torch.testing.assert_close(module(x), expected, rtol=1e-4, atol=1e-5)
+        fast = fused(module)
+        assert type(fast) is not type(module) and isinstance(fast, tiny_vit.Attention)
+        torch.testing.assert_close(fast(x), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_cpu_bf16_detection_reads_the_kernel_flags(tmp_path, monkeypatch):
@@ -110,7 +136,7 @@ def test_the_default_is_exact_on_every_machine_and_fast_resolves_per_machine(mac
     exact = ModelSpec(model_type="small", checkpoint=str(small_checkpoint), device="cpu")
     model = exact.load(progress=False)
     assert model.precision == "fp32" and model.numerics == "exact (fp32)"
-    assert all(c.__module__.startswith(("segment_anything", "torch")) for c in classes(model))
+    assert sams_own(model)
     assert load_sam("small", small_checkpoint, device="cpu").numerics == "exact (fp32)"
     assert TrackerOptions().fit_mode == "exact"
     settings = run_settings(TrackerOptions(), exact)

@@ -9,9 +9,10 @@ from conftest import load_script
 from segment_anything.modeling.transformer import Attention
 
 from persam_video import persam
+from persam_video.model.guided_decoder import Guide, guided_attention
 from persam_video.model.predictor import FramePredictor
 from persam_video.persam import decoding
-from persam_video.persam.decoder_hooks import GuidedAttention, attention_bias, decoder_switches
+from persam_video.persam.geometry import attention_bias
 
 
 @pytest.fixture
@@ -151,18 +152,16 @@ def test_guided_attention_is_a_double_softmax():
     torch.manual_seed(0)
     plain = Attention(16, 2)
     q, k = torch.randn(2, 5, 16), torch.randn(2, 12, 16)
-    guided = Attention(16, 2)
-    guided.load_state_dict(plain.state_dict())
-    guided.__class__ = GuidedAttention
-    assert torch.allclose(guided(q, k, k), plain(q, k, k), atol=1e-6)  # no bias: unchanged
-    guided.bias = torch.rand(2, 1, 1, 12)
+    bias = torch.rand(2, 1, 1, 12)
     qh = plain._separate_heads(plain.q_proj(q), 2)
     kh = plain._separate_heads(plain.k_proj(k), 2)
     vh = plain._separate_heads(plain.v_proj(k), 2)
     attn = torch.softmax(qh @ kh.transpose(-1, -2) / np.sqrt(8), -1)
-    attn = torch.softmax(attn + guided.bias, -1)
+    assert torch.allclose(plain.out_proj(plain._recombine_heads(attn @ vh)), plain(q, k, k), atol=1e-6)
+    attn = torch.softmax(attn + bias, -1)
     expected = plain.out_proj(plain._recombine_heads(attn @ vh))
-    assert torch.allclose(guided(q, k, k), expected, atol=1e-6)
+    assert torch.allclose(guided_attention(plain, q, k, k, bias), expected, atol=1e-6)
+    assert not torch.allclose(guided_attention(plain, q, k, k, bias), plain(q, k, k), atol=1e-3)
 
 
 def test_attention_bias_standardises_then_sigmoids():
@@ -188,7 +187,7 @@ def test_switches_change_the_first_pass_and_leave_the_decoder_as_it_was(predicto
     assert (base - guided).abs().max() > 1e-3 and (base - semantic).abs().max() > 1e-3
     assert torch.equal(base, after)
     assert all(type(layer.cross_attn_token_to_image) is Attention for layer in decoder.transformer.layers)
-    assert not decoder.transformer.layers[0]._forward_pre_hooks
+    assert decoder.transformer.guide is None
 
 
 def test_semantic_prompt_adds_to_queries_not_to_positional_encoding(small_model):
@@ -198,16 +197,26 @@ def test_semantic_prompt_adds_to_queries_not_to_positional_encoding(small_model)
     image = torch.randn(1, c, 4, 4)
     points = torch.randn(1, 3, c)
     extra = torch.randn(1, c)
-    with decoder_switches(small_model.mask_decoder, target_means=extra):
-        # registered after the switch's hook, so this recorder sees what the layer gets
-        hook = transformer.layers[0].register_forward_pre_hook(
-            lambda m, a, kw: seen.update(q=kw["queries"].clone(), pe=kw["query_pe"].clone()), with_kwargs=True)
-        try:
-            transformer(image, torch.randn(1, c, 4, 4), points)
-        finally:
-            hook.remove()
-    assert torch.allclose(seen["q"], points + extra[:, None])
-    assert torch.allclose(seen["pe"], points)
+    image_pe = torch.randn(1, c, 4, 4)
+
+    def add_to(name):  # the definition, on SAM's own forward: the mean added to the queries only
+        def hook(_module, args, kwargs):
+            seen.setdefault(name, kwargs.get("query_pe"))
+            return args, {**kwargs, name: kwargs[name] + extra[:, None]}
+        return hook
+
+    handles = [layer.register_forward_pre_hook(add_to("queries"), with_kwargs=True) for layer in transformer.layers]
+    handles.append(transformer.final_attn_token_to_image.register_forward_pre_hook(add_to("q"), with_kwargs=True))
+    try:
+        want = transformer(image, image_pe, points)
+    finally:
+        for handle in handles:
+            handle.remove()
+    with transformer.guided(Guide(target_means=extra)):
+        have = transformer(image, image_pe, points)
+    assert torch.equal(seen["queries"], points)  # the positional encoding stays the points'
+    assert all(torch.equal(a, b) for a, b in zip(have, want))
+    assert not torch.allclose(transformer(image, image_pe, points)[0], want[0], atol=1e-3)
 
 
 def test_upscaling_the_fused_low_res_equals_fusing_full_res(predictor, clip):

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from segment_anything import SamPredictor
 
 from persam_video.demo_clip import make_clip
-from persam_video.persam.decoder_hooks import attention_bias, decoder_switches
+from persam_video.model.guided_decoder import Guide
+from persam_video.persam.geometry import attention_bias
 from persam_video.photos.personalizer import ImagePersonalizer, PhotoOptions, PhotoReference
 
 SIZE = (120, 160)
@@ -66,7 +67,7 @@ def public_persam(predictor: SamPredictor, ref_image, red, photo):
     points = np.concatenate([xy(sim.flatten().argmax(), w), xy(sim.flatten().argmin(), w)])
     labels = np.array([1, 0])
     bias = attention_bias(sim[None], predictor.features.shape[-2:])
-    with decoder_switches(predictor.model.mask_decoder, bias, mean[None]):
+    with predictor.model.mask_decoder.transformer.guided(Guide(bias, mean[None])):
         _, _, low = predictor.predict(points, labels, multimask_output=False)
     masks, scores, low = predictor.predict(points, labels, mask_input=low[0:1], multimask_output=True)
     best = int(np.argmax(scores))
