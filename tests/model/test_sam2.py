@@ -158,6 +158,18 @@ def test_images_runs_sam2(tiny, one_object, tmp_path, capsys):
     assert read_label_png(tmp_path / "labels" / "photo.png").shape == clip.labels[0].shape
 
 
+def test_batch_runs_sam2(tiny, one_object, tmp_path, capsys):
+    """A clip of a batch manifest goes to a worker process that loads SAM 2.1 from the spec."""
+    clip, frames, seed = one_object
+    manifest = tmp_path / "clips.csv"
+    manifest.write_text(f"video,mask\n{frames},{seed}\n")
+    code, _, err = run_cli(["batch", manifest, "--out", tmp_path / "results", "--method", "persam", *sam2_args(tiny)],
+                           capsys)
+    assert code == 0, err
+    written = sorted((tmp_path / "results").rglob("00001.png"))
+    assert len(written) == 1 and read_label_png(written[0]).shape == clip.labels[0].shape
+
+
 def test_command_without_sam2_is_one_line(tiny, one_object, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "sam2.build_sam", None)
     _, frames, seed = one_object

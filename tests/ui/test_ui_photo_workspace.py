@@ -90,3 +90,18 @@ def test_two_objects_undo_run_and_zip(small_model, clip):
 def test_the_fast_switch_chooses_the_fast_fit():
     assert run_options("persam-f", True).fit_mode == "fast"
     assert run_options("persam-f", False).fit_mode == "exact" and run_options("persam", False).method == "persam"
+
+
+def test_the_photo_page_runs_on_sam2(sam2_tiny_256, clip):
+    """The page's clicks and PerSAM-F run go through the same model layer on SAM 2.1 (random weights:
+    the masks' shapes and the run's path are checked, not their quality)."""
+    workspace = PhotoWorkspace(sam2_tiny_256, threading.Lock())
+    workspace.set_reference(png(clip.frames[0]), "ref.png")
+    workspace.click_reference(*centre(clip.labels[0] == 1), True, 1)
+    assert workspace.reference.masks[1].shape == SIZE
+    for i in (1, 2):
+        workspace.add_photo(png(clip.frames[i]), f"p{i}.png")
+    workspace.run("persam-f", fast=True)
+    assert [[o["id"] for o in p["objects"]] for p in workspace.describe()["photos"]] == [[1], [1]]
+    with zipfile.ZipFile(io.BytesIO(workspace.zip())) as archive:
+        assert np.asarray(Image.open(io.BytesIO(archive.read("masks/000_p1.png")))).shape == SIZE
