@@ -96,8 +96,9 @@ def fused_classes() -> Dict[type, type]:
                                sam_encoder.Attention: FusedEncoderAttention}
     mobile_decoder = _loaded("mobile_sam.modeling.transformer", "Attention")
     if mobile_decoder is not None:
-        # same attributes and helpers as segment_anything's: the same subclass serves
-        table[mobile_decoder] = FusedDecoderAttention
+        # same attributes and helpers as segment_anything's: the same fused forward serves, on a
+        # class of MobileSAM's own line (a module is rebuilt only as a class of its own line)
+        table[mobile_decoder] = type("FusedMobileDecoderAttention", (FusedDecoderAttention, mobile_decoder), {})
     tiny = _loaded("mobile_sam.modeling.tiny_vit_sam", "Attention")
     if tiny is not None:
         table[tiny] = _fused_tiny_vit(tiny)

@@ -19,7 +19,7 @@ from persam_video.errors import PersamError
 from persam_video.model import fast_path as precision
 from persam_video.model import guided_decoder
 from persam_video.model.fast_attention import fuse_attention, fused
-from persam_video.model.loading import ModelSpec, load_sam
+from persam_video.model.loading import ModelSpec, build_model, load_sam
 from persam_video.options import TrackerOptions
 from persam_video.persam import fit as fit_module
 from persam_video.tracking.segmenter import VideoSegmenter
@@ -95,6 +95,23 @@ def test_fused_tiny_vit_attention_equals_mobile_sam():
         fast = fused(module)
         assert type(fast) is not type(module) and isinstance(fast, tiny_vit.Attention)
         torch.testing.assert_close(fast(x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_fused_attention_builds_mobile_sams_decoder_attention():
+    """MobileSAM's decoder attention is its own class (segment_anything's attributes): it is rebuilt as a
+    fused class of its own line, computing as it did (a whole vit_t model fuses without an error)."""
+    from mobile_sam.modeling import transformer  # the [mobile] extra, in the test extra
+
+    torch.manual_seed(0)
+    module = transformer.Attention(64, 4, downsample_rate=2).eval()
+    q, k, v = torch.randn(2, 5, 64), torch.randn(2, 30, 64), torch.randn(2, 30, 64)
+    with torch.no_grad():
+        expected = module(q=q, k=k, v=v)
+        fast = fused(module)
+        assert type(fast) is not type(module) and isinstance(fast, transformer.Attention)
+        torch.testing.assert_close(fast(q=q, k=k, v=v), expected, rtol=1e-4, atol=1e-5)
+    model = build_model("vit_t").eval()
+    assert fuse_attention(model) > 0 and transformer.Attention not in classes(model)
 
 
 def test_cpu_bf16_detection_reads_the_kernel_flags(tmp_path, monkeypatch):
