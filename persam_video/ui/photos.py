@@ -28,6 +28,7 @@ from ..io.photos import read_photo
 from ..model.features import FeatureStore
 from ..model.predictor import FramePredictor
 from ..photos.personalizer import ImagePersonalizer, PhotoOptions, PhotoReference, PhotoResult
+from .object_prompts import colour
 from .video import UiError
 
 _KEYS = itertools.count()
@@ -48,11 +49,6 @@ def decode_photo(data: bytes, name: str) -> np.ndarray:
         return image
     size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
     return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
-
-
-def object_colour(obj_id: int) -> str:
-    """The object's DAVIS palette colour as ``#rrggbb`` (the video page's colours and the masks')."""
-    return "#" + "".join(f"{int(c):02x}" for c in davis_palette()[obj_id])
 
 
 def run_options(method: str, fast: bool) -> PhotoOptions:
@@ -229,7 +225,7 @@ class PhotoWorkspace:
                                                        "height": ref.image.shape[0],
                                                        "clicks": sum(map(len, ref.points.values())),
                                                        "masked": bool(ref.masks)},
-                "objects": [{"id": k, "colour": object_colour(k), "masked": k in marked,
+                "objects": [{"id": k, "colour": colour(k), "masked": k in marked,
                              "clicks": 0 if ref is None else len(ref.points.get(k, []))} for k in self.ids],
                 "method": self.method, "fast": self.fast, "can_undo": bool(self.history),
                 "photos": [self._describe_photo(e) for e in self.photos]}

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from persam_video.demo_clip import make_clip
-from persam_video.ui.photos import PhotoWorkspace, UiError, object_colour, run_options
+from persam_video.ui.object_prompts import colour
+from persam_video.ui.photos import PhotoWorkspace, UiError, run_options
 
 SIZE = (120, 160)
 
@@ -48,7 +49,7 @@ def test_two_objects_undo_run_and_zip(small_model, clip):
     workspace.click_reference(2.0, 2.0, False, 1)  # a negative click on object 1, then undone
     state = workspace.describe()
     assert [(o["id"], o["clicks"], o["masked"]) for o in state["objects"]] == [(1, 2, True), (2, 1, True)]
-    assert [o["colour"] for o in state["objects"]] == [object_colour(1), object_colour(2)] == ["#800000", "#008000"]
+    assert [o["colour"] for o in state["objects"]] == [colour(1), colour(2)] == ["#800000", "#008000"]
     workspace.undo()
     assert np.array_equal(workspace.reference.masks[1], first) and len(workspace.reference.points[1]) == 1
     workspace.undo()
